@@ -1,0 +1,14 @@
+//! Exit codes, the same numbers curl uses so that scripts already know them.
+
+/// The handshake completed and the chain verified.
+pub const OK: u8 = 0;
+/// curl's CURLE_COULDNT_CONNECT: nothing accepted the connection (ICMP refused).
+pub const REFUSED: u8 = 7;
+/// Bad flags, or input files that cannot be read or parsed.
+pub const USAGE: u8 = 2;
+/// curl's CURLE_OPERATION_TIMEDOUT.
+pub const TIMEOUT: u8 = 28;
+/// curl's CURLE_SSL_CONNECT_ERROR: any other TLS or QUIC failure.
+pub const HANDSHAKE_FAILED: u8 = 35;
+/// curl's CURLE_PEER_FAILED_VERIFICATION: the server's chain was rejected.
+pub const VERIFICATION_FAILED: u8 = 60;

@@ -1,0 +1,121 @@
+//! Human output: the chain as a tree, the verdict in OpenSSL's words, the
+//! diagnosis, and which client families would accept the chain.
+
+use std::fmt::Write;
+
+use quicprobe_verifier::{Analysis, CertificateSummary, ClientFamily};
+
+/// The whole report for one analysed chain.
+pub fn analysis(analysis: &Analysis) -> String {
+    let mut out = String::new();
+    chain_tree(&mut out, analysis);
+    verdict_lines(&mut out, analysis);
+    diagnosis_lines(&mut out, analysis);
+    families_lines(&mut out, analysis);
+    out
+}
+
+fn chain_tree(out: &mut String, analysis: &Analysis) {
+    let count = analysis.chain.len();
+    let _ = writeln!(
+        out,
+        "Certificate chain as sent: {count} certificate{}, {} bytes of DER",
+        if count == 1 { "" } else { "s" },
+        analysis.total_der_bytes
+    );
+    for cert in &analysis.chain {
+        certificate_node(out, cert, cert.depth + 1 == count);
+    }
+    for warning in &analysis.diagnosis.warnings {
+        let _ = writeln!(out, "  ! {warning}");
+    }
+}
+
+fn certificate_node(out: &mut String, cert: &CertificateSummary, last: bool) {
+    let (branch, stem) = if last {
+        ("└─", "   ")
+    } else {
+        ("├─", "│  ")
+    };
+    let _ = writeln!(out, " {branch} {} s:{}", cert.depth, cert.subject);
+    let mut detail = |line: String| {
+        let _ = writeln!(out, " {stem}   {line}");
+    };
+    detail(format!("i:{}", cert.issuer));
+    detail(format!(
+        "{} {}{}, {}, serial {}{}",
+        cert.key_type,
+        cert.key_bits,
+        cert.curve
+            .as_deref()
+            .map_or_else(String::new, |c| format!(" ({c})")),
+        cert.signature_algorithm,
+        cert.serial,
+        if cert.is_ca { ", CA" } else { "" }
+    ));
+    detail(format!("valid {} .. {}", cert.not_before, cert.not_after));
+    if !cert.san.is_empty() {
+        detail(format!("SAN {}", cert.san.join(", ")));
+    }
+    for url in &cert.aia_ca_issuers {
+        detail(format!("AIA caIssuers {url}"));
+    }
+    for url in &cert.ocsp {
+        detail(format!("AIA OCSP {url}"));
+    }
+    detail(format!("sha256 {}", cert.sha256));
+}
+
+fn verdict_lines(out: &mut String, analysis: &Analysis) {
+    let verdict = &analysis.verdict;
+    let name = verdict
+        .peer_name
+        .as_ref()
+        .map_or_else(|| "(no name checked)".to_owned(), |n| n.to_string());
+    if verdict.accepted {
+        let _ = writeln!(out, "Verdict: ACCEPTED for {name} (verify return:0, ok)");
+        return;
+    }
+    let depth = verdict
+        .depth
+        .map_or_else(|| "?".to_owned(), |d| d.to_string());
+    let _ = writeln!(
+        out,
+        "Verdict: REJECTED for {name}: verify error:num={}:{} at depth {depth}",
+        verdict.x509_error, verdict.x509_error_string
+    );
+    if let Some(subject) = &verdict.certificate {
+        let _ = writeln!(out, "  depth={depth} {subject}");
+    }
+}
+
+fn diagnosis_lines(out: &mut String, analysis: &Analysis) {
+    let _ = writeln!(out, "Cause: {}", analysis.diagnosis.cause);
+    let _ = writeln!(out, "Fix:   {}", analysis.diagnosis.fix);
+}
+
+fn families_lines(out: &mut String, analysis: &Analysis) {
+    let (accept, reject): (Vec<ClientFamily>, Vec<ClientFamily>) = ClientFamily::ALL
+        .into_iter()
+        .partition(|family| analysis.accepted_by.get(family.key()).copied() == Some(true));
+    let labels = |families: &[ClientFamily]| {
+        if families.is_empty() {
+            "none".to_owned()
+        } else {
+            families
+                .iter()
+                .map(|f| f.label())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    let _ = writeln!(out, "Clients that would accept it: {}", labels(&accept));
+    let _ = writeln!(out, "Clients that would reject it: {}", labels(&reject));
+    if !analysis.verdict.accepted && accept.iter().any(|f| f.fetches_aia()) {
+        let _ = writeln!(
+            out,
+            "  (AIA-fetching clients accept only if the caIssuers URL serves the missing \
+             certificate; quicprobe never fetches it)"
+        );
+    }
+}

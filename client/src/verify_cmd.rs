@@ -1,0 +1,61 @@
+//! `quicprobe verify`: a server's chain checked offline, before it is deployed.
+
+use quicprobe_verifier::{read_certificates, Analysis, InputError, PeerName};
+use serde_json::json;
+
+use crate::cli::VerifyArgs;
+use crate::exit;
+use crate::render;
+use crate::trust::load_trust;
+
+/// What `verify` prints and the exit code it ends with.
+pub struct VerifyOutput {
+    pub stdout: String,
+    pub exit_code: u8,
+}
+
+/// Runs `quicprobe verify`. An unreadable input is the only error.
+pub fn run(args: &VerifyArgs) -> Result<VerifyOutput, InputError> {
+    let chain = read_certificates(&args.chain)?;
+    let trust = load_trust(&args.trust)?;
+    let name = peer_name(args);
+    let analysis = Analysis::run(&chain, &trust, name.as_ref());
+    let exit_code = if analysis.verdict.accepted {
+        exit::OK
+    } else {
+        exit::VERIFICATION_FAILED
+    };
+    let stdout = if args.json {
+        json_report(&analysis, exit_code)
+    } else {
+        render::analysis(&analysis)
+    };
+    Ok(VerifyOutput { stdout, exit_code })
+}
+
+fn peer_name(args: &VerifyArgs) -> Option<PeerName> {
+    match (&args.host, args.ip) {
+        (_, Some(ip)) => Some(PeerName::Ip(ip)),
+        (Some(host), None) => Some(PeerName::parse(host)),
+        (None, None) => None,
+    }
+}
+
+/// One JSON object; `verdict`, `chain`, `diagnosis` and `accepted_by` are a contract.
+fn json_report(analysis: &Analysis, exit_code: u8) -> String {
+    let mut value = serde_json::to_value(analysis).unwrap_or_else(|_| json!({}));
+    if let Some(object) = value.as_object_mut() {
+        object.insert("exit_code".into(), json!(exit_code));
+        object.insert(
+            "outcome".into(),
+            json!(if analysis.verdict.accepted {
+                "accepted"
+            } else {
+                "rejected"
+            }),
+        );
+    }
+    let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
+    text.push('\n');
+    text
+}

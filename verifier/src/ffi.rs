@@ -1,0 +1,66 @@
+//! The few BoringSSL calls the `boring` crate does not wrap.
+//!
+//! Every `unsafe` block of the verifier lives here, each one a single call with
+//! the reason it is sound written beside it.
+
+use boring::ssl::SslAlert;
+use boring::x509::{X509StoreContextRef, X509VerifyError};
+use foreign_types::ForeignTypeRef;
+
+/// `X509_PURPOSE_SSL_SERVER`: the leaf must be fit for a TLS server (EKU
+/// serverAuth or no EKU at all), and every CA above it must allow that too.
+const PURPOSE_SSL_SERVER: libc::c_int = 2;
+
+/// Sets the TLS-server purpose on a store context that `X509StoreContext::init`
+/// has initialised. boring exposes no setter for the purpose.
+pub(crate) fn set_tls_server_purpose(ctx: &mut X509StoreContextRef) -> bool {
+    // SAFETY: `ctx` is a live, initialised X509_STORE_CTX borrowed for the
+    // duration of the call; X509_STORE_CTX_get0_param never returns NULL for an
+    // initialised context and set_purpose only writes into that param.
+    unsafe {
+        let param = boring_sys::X509_STORE_CTX_get0_param(ctx.as_ptr());
+        boring_sys::X509_VERIFY_PARAM_set_purpose(param, PURPOSE_SSL_SERVER) == 1
+    }
+}
+
+/// The standard text of an X509 verify error number, exactly as BoringSSL's
+/// `X509_verify_cert_error_string` names it.
+pub fn verify_error_string(code: i32) -> &'static str {
+    if code == 0 {
+        return "ok";
+    }
+    // SAFETY: X509_verify_cert_error_string returns a static string for every
+    // number, known or not ("unknown certificate verification error"), so any
+    // value is sound here; `from_raw` is only marked unsafe for that reason.
+    match unsafe { X509VerifyError::from_raw(code) } {
+        Ok(()) => "ok",
+        Err(error) => error.error_string(),
+    }
+}
+
+/// The TLS alert BoringSSL itself would send for an X509 verify error
+/// (`SSL_alert_from_verify_result`), e.g. 48 unknown_ca for error 20.
+pub fn boringssl_alert_for(code: i32) -> u8 {
+    // SAFETY: a pure function of its integer argument.
+    let alert = unsafe { boring_sys::SSL_alert_from_verify_result(libc::c_long::from(code)) };
+    u8::try_from(alert).unwrap_or(80)
+}
+
+/// boring's `SslAlert` has no public constructor from a number: map the
+/// alerts a certificate rejection can carry to its constants.
+pub(crate) fn ssl_alert(code: u8) -> SslAlert {
+    match code {
+        42 => SslAlert::BAD_CERTIFICATE,
+        43 => SslAlert::UNSUPPORTED_CERTIFICATE,
+        44 => SslAlert::CERTIFICATE_REVOKED,
+        45 => SslAlert::CERTIFICATE_EXPIRED,
+        46 => SslAlert::CERTIFICATE_UNKNOWN,
+        48 => SslAlert::UNKNOWN_CA,
+        49 => SslAlert::ACCESS_DENIED,
+        50 => SslAlert::DECODE_ERROR,
+        51 => SslAlert::DECRYPT_ERROR,
+        111 => SslAlert::CERTIFICATE_UNOBTAINABLE,
+        112 => SslAlert::UNRECOGNIZED_NAME,
+        _ => SslAlert::INTERNAL_ERROR,
+    }
+}

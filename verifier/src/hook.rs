@@ -1,0 +1,232 @@
+//! The seam between the verifier and a TLS stack: a BoringSSL custom verify
+//! callback that computes the verdict from the peer's chain, keeps it where
+//! the caller can read it, and rejects with the TLS alert the policy chooses.
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use boring::ex_data::Index;
+use boring::ssl::{NameType, Ssl, SslContextBuilder, SslRef, SslVerifyError, SslVerifyMode};
+use boring::x509::X509;
+
+use crate::ffi;
+use crate::trust::TrustStore;
+use crate::verdict::{code, verify, PeerName, Verdict};
+
+/// Which TLS alert a rejection sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AlertStyle {
+    /// As aioquic does: `certificate_expired` (45) when the leaf's dates are
+    /// wrong, `bad_certificate` (42) for everything else.
+    #[default]
+    Aioquic,
+    /// BoringSSL's own mapping (`SSL_alert_from_verify_result`), e.g.
+    /// `unknown_ca` (48) for a missing issuer.
+    Boringssl,
+}
+
+impl AlertStyle {
+    /// The alert for a rejected verdict.
+    pub fn alert_for(self, verdict: &Verdict) -> u8 {
+        match self {
+            Self::Aioquic => {
+                let leaf_dates = matches!(
+                    verdict.x509_error,
+                    code::CERT_HAS_EXPIRED | code::CERT_NOT_YET_VALID
+                ) && verdict.depth == Some(0);
+                if leaf_dates {
+                    45
+                } else {
+                    42
+                }
+            }
+            Self::Boringssl => ffi::boringssl_alert_for(verdict.x509_error),
+        }
+    }
+}
+
+/// How the hook rejects a chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnReject {
+    /// Fail the handshake at once: BoringSSL sends the alert itself.
+    #[default]
+    SendAlert,
+    /// Pause the handshake (`SslVerifyError::Retry`) so that the caller can
+    /// close the connection itself, for example with a QUIC CONNECTION_CLOSE
+    /// carrying 0x100 + alert and the verdict's text as reason phrase. The
+    /// handshake never completes.
+    Pause,
+}
+
+/// What the hook does, besides verifying strictly.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub trust: Arc<TrustStore>,
+    pub alert_style: AlertStyle,
+    pub on_reject: OnReject,
+}
+
+impl Policy {
+    pub fn new(trust: Arc<TrustStore>) -> Self {
+        Self {
+            trust,
+            alert_style: AlertStyle::default(),
+            on_reject: OnReject::default(),
+        }
+    }
+}
+
+/// One verification made during a handshake.
+#[derive(Debug, Clone)]
+pub struct CheckedChain {
+    pub verdict: Verdict,
+    /// The certificates as the peer sent them, leaf first.
+    pub chain: Vec<X509>,
+    /// The TLS alert chosen for a rejection; `None` when accepted.
+    pub alert: Option<u8>,
+}
+
+impl CheckedChain {
+    /// The QUIC transport error a rejection maps to: CRYPTO_ERROR 0x100 + alert.
+    pub fn quic_error_code(&self) -> Option<u64> {
+        self.alert.map(|alert| 0x100 + u64::from(alert))
+    }
+
+    /// The reason phrase for the close, e.g. "unable to get local issuer certificate".
+    pub fn reason(&self) -> &'static str {
+        self.verdict.x509_error_string
+    }
+}
+
+/// Shared between the hook and its caller: the latest verification made and,
+/// for stacks whose `Ssl` the caller cannot reach (quiche), the name to check.
+/// Clone it freely; all clones see the same slot.
+#[derive(Debug, Clone, Default)]
+pub struct VerdictSlot {
+    inner: Arc<Mutex<SlotState>>,
+}
+
+#[derive(Debug, Default)]
+struct SlotState {
+    latest: Option<CheckedChain>,
+    expected_name: Option<PeerName>,
+}
+
+impl VerdictSlot {
+    /// Takes the latest verification, leaving the slot empty. A single-threaded
+    /// caller that drives one handshake at a time reads it right after the
+    /// call that fed the peer's Certificate message.
+    pub fn take(&self) -> Option<CheckedChain> {
+        self.lock().latest.take()
+    }
+
+    /// The name to check when the `Ssl` carries none in its ex-data.
+    pub fn expect_name(&self, name: Option<PeerName>) {
+        self.lock().expected_name = name;
+    }
+
+    fn put(&self, checked: CheckedChain) {
+        self.lock().latest = Some(checked);
+    }
+
+    fn expected_name(&self) -> Option<PeerName> {
+        self.lock().expected_name.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SlotState> {
+        // A panic elsewhere while holding the lock leaves plain data behind.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn peer_name_index() -> Index<Ssl, PeerName> {
+    static INDEX: OnceLock<Index<Ssl, PeerName>> = OnceLock::new();
+    *INDEX.get_or_init(|| Ssl::new_ex_index().expect("BoringSSL ex-data index"))
+}
+
+fn checked_chain_index() -> Index<Ssl, CheckedChain> {
+    static INDEX: OnceLock<Index<Ssl, CheckedChain>> = OnceLock::new();
+    *INDEX.get_or_init(|| Ssl::new_ex_index().expect("BoringSSL ex-data index"))
+}
+
+/// Sets the name one connection's leaf must carry. Without it the hook uses
+/// the slot's expected name, then the SNI.
+pub fn set_peer_name(ssl: &mut SslRef, name: PeerName) {
+    ssl.set_ex_data(peer_name_index(), name);
+}
+
+/// The verification made on this connection, once the peer's chain arrived.
+pub fn checked_chain(ssl: &SslRef) -> Option<&CheckedChain> {
+    ssl.ex_data(checked_chain_index())
+}
+
+/// Installs the verifier on a BoringSSL context. Install it *last*: anything
+/// that calls `SSL_CTX_set_verify` afterwards (quiche's `verify_peer`)
+/// replaces the callback.
+pub fn install(builder: &mut SslContextBuilder, policy: Policy) -> VerdictSlot {
+    let slot = VerdictSlot::default();
+    let hook_slot = slot.clone();
+    // Force the indices now: the callback must not be the first to ask.
+    let _ = (peer_name_index(), checked_chain_index());
+    builder.set_custom_verify_callback(SslVerifyMode::PEER, move |ssl| {
+        verify_peer_chain(ssl, &policy, &hook_slot)
+    });
+    slot
+}
+
+fn verify_peer_chain(
+    ssl: &mut SslRef,
+    policy: &Policy,
+    slot: &VerdictSlot,
+) -> Result<(), SslVerifyError> {
+    // A paused handshake calls back again on every resumption: answer from
+    // the verification already made.
+    if let Some(done) = checked_chain(ssl) {
+        return decision(done, policy);
+    }
+    let chain = peer_chain(ssl);
+    let name = name_to_check(ssl, slot);
+    let verdict = verify(&chain, &policy.trust, name.as_ref());
+    let alert = (!verdict.accepted).then(|| policy.alert_style.alert_for(&verdict));
+    let checked = CheckedChain {
+        verdict,
+        chain,
+        alert,
+    };
+    log::debug!(
+        "verify: {} (error {} at depth {:?})",
+        if checked.verdict.accepted {
+            "accepted"
+        } else {
+            "rejected"
+        },
+        checked.verdict.x509_error,
+        checked.verdict.depth
+    );
+    let result = decision(&checked, policy);
+    slot.put(checked.clone());
+    ssl.set_ex_data(checked_chain_index(), checked);
+    result
+}
+
+fn decision(checked: &CheckedChain, policy: &Policy) -> Result<(), SslVerifyError> {
+    match (checked.alert, policy.on_reject) {
+        (None, _) => Ok(()),
+        (Some(_), OnReject::Pause) => Err(SslVerifyError::Retry),
+        (Some(alert), OnReject::SendAlert) => Err(SslVerifyError::Invalid(ffi::ssl_alert(alert))),
+    }
+}
+
+/// The chain as the peer sent it. On a client, BoringSSL's peer chain
+/// starts with the leaf.
+fn peer_chain(ssl: &SslRef) -> Vec<X509> {
+    ssl.peer_cert_chain()
+        .map(|stack| stack.iter().map(|cert| cert.to_owned()).collect())
+        .unwrap_or_default()
+}
+
+fn name_to_check(ssl: &SslRef, slot: &VerdictSlot) -> Option<PeerName> {
+    ssl.ex_data(peer_name_index())
+        .cloned()
+        .or_else(|| slot.expected_name())
+        .or_else(|| ssl.servername(NameType::HOST_NAME).map(PeerName::parse))
+}

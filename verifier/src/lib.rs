@@ -1,0 +1,79 @@
+//! # quicprobe-verifier
+//!
+//! Answers one question: *given the certificates a server sent, the name we
+//! dialled and a trust store, would a strict client accept it, and if not,
+//! exactly why?* BoringSSL (`X509_verify_cert`) decides; this crate explains.
+//!
+//! It knows nothing of QUIC. The client uses [`install`] to put it into a
+//! BoringSSL context; `quicprobe verify` uses [`Analysis::run`] offline.
+
+mod diagnosis;
+mod families;
+mod ffi;
+mod hook;
+mod input;
+mod names;
+mod report;
+mod trust;
+mod verdict;
+
+use std::collections::BTreeMap;
+
+use boring::x509::X509;
+use serde::Serialize;
+
+pub use diagnosis::{diagnose, Diagnosis, Fault};
+pub use families::{accepted_by, ClientFamily};
+pub use ffi::{boringssl_alert_for, verify_error_string};
+pub use hook::{
+    checked_chain, install, set_peer_name, AlertStyle, CheckedChain, OnReject, Policy, VerdictSlot,
+};
+pub use input::{parse_certificates, read_certificates, InputError};
+pub use report::{
+    fingerprint, is_self_signed, issued_by, CertificateSummary, ChainReport, ChainWarning,
+    AMPLIFICATION_BUDGET_BYTES,
+};
+pub use trust::{TrustStore, TrustStoreBuilder, SYSTEM_BUNDLE};
+pub use verdict::{code, verify, verify_with, Checks, PeerName, Verdict, X509Error};
+
+/// Everything quicprobe knows about one chain: the verdict, the chain as
+/// sent, the diagnosis and which client families would accept it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Analysis {
+    pub verdict: Verdict,
+    /// The certificates as sent, leaf first.
+    pub chain: Vec<CertificateSummary>,
+    pub warnings: Vec<ChainWarning>,
+    pub total_der_bytes: usize,
+    pub diagnosis: Diagnosis,
+    /// Family key (e.g. "aioquic", "dotnet") to whether it would accept.
+    pub accepted_by: BTreeMap<&'static str, bool>,
+}
+
+impl Analysis {
+    /// Verifies `chain` strictly and explains the result.
+    pub fn run(chain: &[X509], trust: &TrustStore, name: Option<&PeerName>) -> Self {
+        let verdict = verify(chain, trust, name);
+        Self::explain(verdict, chain, trust, name)
+    }
+
+    /// Explains a verdict already reached for `chain`.
+    pub fn explain(
+        verdict: Verdict,
+        chain: &[X509],
+        trust: &TrustStore,
+        name: Option<&PeerName>,
+    ) -> Self {
+        let report = ChainReport::describe(chain);
+        let diagnosis = diagnose(&verdict, &report);
+        let accepted_by = accepted_by(chain, trust, name, &verdict, &diagnosis.fault);
+        Self {
+            verdict,
+            chain: report.certificates,
+            warnings: report.warnings,
+            total_der_bytes: report.total_der_bytes,
+            diagnosis,
+            accepted_by,
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! The roots a client trusts: `--cacert` files, a `--capath` hashed
+//! directory, or the system bundle.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use boring::x509::store::{X509Store, X509StoreBuilder};
+use boring::x509::X509;
+
+use crate::input::{read_certificates, InputError};
+
+/// Where Debian (and most Linux distributions) keep the system bundle.
+pub const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// A set of trusted roots, built once and shared by every verification.
+pub struct TrustStore {
+    store: X509Store,
+    roots: Vec<X509>,
+    sources: Vec<PathBuf>,
+}
+
+impl std::fmt::Debug for TrustStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrustStore")
+            .field("roots", &self.roots.len())
+            .field("sources", &self.sources)
+            .finish()
+    }
+}
+
+/// Collects roots from several places before freezing them into a store.
+#[derive(Default)]
+pub struct TrustStoreBuilder {
+    roots: Vec<X509>,
+    sources: Vec<PathBuf>,
+}
+
+impl TrustStoreBuilder {
+    /// Adds every certificate of a PEM file (`--cacert`).
+    pub fn add_pem_file(&mut self, path: &Path) -> Result<&mut Self, InputError> {
+        self.roots.extend(read_certificates(path)?);
+        self.sources.push(path.to_owned());
+        Ok(self)
+    }
+
+    /// Adds every certificate of an OpenSSL hashed directory (`--capath`):
+    /// the files named `<8 hex digits>.<n>` that `openssl rehash` makes.
+    pub fn add_hashed_dir(&mut self, dir: &Path) -> Result<&mut Self, InputError> {
+        let entries = hashed_entries(dir)?;
+        if entries.is_empty() {
+            return Err(InputError::EmptyDirectory {
+                path: dir.to_owned(),
+                problem: "no hashed certificate names (like 1a2b3c4d.0) in it; \
+                          run 'openssl rehash' on it first"
+                    .into(),
+            });
+        }
+        for entry in entries {
+            self.roots.extend(read_certificates(&entry)?);
+        }
+        self.sources.push(dir.to_owned());
+        Ok(self)
+    }
+
+    /// Freezes the roots into a BoringSSL store.
+    pub fn build(&self) -> Result<TrustStore, InputError> {
+        let mut builder = X509StoreBuilder::new().map_err(store_error)?;
+        for root in &self.roots {
+            // A root listed twice (a bundle plus a hashed dir) is not an error.
+            let _ = builder.add_cert(root);
+        }
+        Ok(TrustStore {
+            store: builder.build(),
+            roots: self.roots.clone(),
+            sources: self.sources.clone(),
+        })
+    }
+}
+
+impl TrustStore {
+    /// Starts an empty builder.
+    pub fn builder() -> TrustStoreBuilder {
+        TrustStoreBuilder::default()
+    }
+
+    /// The roots of one or more PEM files.
+    pub fn from_pem_files<P: AsRef<Path>>(paths: &[P]) -> Result<Self, InputError> {
+        let mut builder = Self::builder();
+        for path in paths {
+            builder.add_pem_file(path.as_ref())?;
+        }
+        builder.build()
+    }
+
+    /// The system bundle: `$SSL_CERT_FILE` if set, else Debian's bundle.
+    pub fn system() -> Result<Self, InputError> {
+        let path = std::env::var_os("SSL_CERT_FILE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(SYSTEM_BUNDLE));
+        Self::from_pem_files(&[path])
+    }
+
+    /// The BoringSSL store, for `X509StoreContext::init`.
+    pub fn store(&self) -> &X509Store {
+        &self.store
+    }
+
+    /// The trusted roots themselves.
+    pub fn roots(&self) -> &[X509] {
+        &self.roots
+    }
+
+    /// The files and directories the roots came from.
+    pub fn sources(&self) -> &[PathBuf] {
+        &self.sources
+    }
+}
+
+fn hashed_entries(dir: &Path) -> Result<Vec<PathBuf>, InputError> {
+    let meta = fs::metadata(dir).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => InputError::NotFound {
+            path: dir.to_owned(),
+        },
+        _ => InputError::Unreadable {
+            path: dir.to_owned(),
+            source,
+        },
+    })?;
+    if !meta.is_dir() {
+        return Err(InputError::NotADirectory {
+            path: dir.to_owned(),
+        });
+    }
+    let listing = fs::read_dir(dir).map_err(|source| InputError::Unreadable {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let mut entries: Vec<PathBuf> = listing
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| is_hashed_name(path))
+        .collect();
+    entries.sort();
+    Ok(entries)
+}
+
+/// `openssl rehash` names: eight hex digits, a dot, a sequence number.
+fn is_hashed_name(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    let Some((hash, sequence)) = name.split_once('.') else {
+        return false;
+    };
+    hash.len() == 8
+        && hash.chars().all(|c| c.is_ascii_hexdigit())
+        && !sequence.is_empty()
+        && sequence.chars().all(|c| c.is_ascii_digit())
+}
+
+fn store_error(error: boring::error::ErrorStack) -> InputError {
+    InputError::Unreadable {
+        path: PathBuf::from("<trust store>"),
+        source: std::io::Error::other(error.to_string()),
+    }
+}
