@@ -1,0 +1,545 @@
+//! The scenarios: one function each, building exactly the PKI and the chain the
+//! scenario is about, and stating the verdict a strict BoringSSL client reaches.
+//!
+//! "Strict" is: X509_verify_cert with roots.pem as the only trust, the rest of
+//! chain.pem as untrusted certificates, no partial chains, purpose TLS server (EKU must
+//! allow serverAuth), the name checked against the SAN only
+//! (X509_CHECK_FLAG_NEVER_CHECK_SUBJECT), at the current time. Depths are indexes in
+//! the chain BoringSSL built, 0 = leaf.
+
+use std::fmt;
+
+use boring::x509::X509VerifyError;
+use rcgen::{BasicConstraints, ExtendedKeyUsagePurpose, GeneralSubtree, IsCa, NameConstraints};
+
+use crate::pki::{
+    authority_info_access, ca_params, leaf_params, Ca, Dates, KeyKind, Leaf, Result, LAB_ORG,
+};
+
+/// The verdict a strict client reaches.
+#[derive(Clone, Copy)]
+pub enum Expected {
+    Accepted,
+    /// BoringSSL's X509_V_ERR_* code and the depth it reports.
+    Rejected {
+        error: X509VerifyError,
+        depth: u32,
+    },
+}
+
+/// The format of the `expected` file: `accepted` or `rejected <code> <depth>`.
+impl fmt::Display for Expected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expected::Accepted => f.write_str("accepted"),
+            Expected::Rejected { error, depth } => {
+                write!(f, "rejected {} {depth}", error.as_raw())
+            }
+        }
+    }
+}
+
+fn rejected(error: X509VerifyError, depth: u32) -> Expected {
+    Expected::Rejected { error, depth }
+}
+
+/// Everything written into one scenario folder.
+pub struct Scenario {
+    pub name: &'static str,
+    pub description: &'static str,
+    /// The name to dial: a DNS name or an IP literal.
+    pub host: &'static str,
+    pub expected: Expected,
+    /// PEM certificates in the order the server sends them.
+    pub chain: Vec<String>,
+    /// The leaf private key, PKCS#8 PEM.
+    pub key_pem: String,
+    /// PEM certificates the client trusts.
+    pub roots: Vec<String>,
+    /// Further files, e.g. the intermediate a server failed to send.
+    pub extra_files: Vec<(&'static str, String)>,
+}
+
+impl Scenario {
+    /// A scenario dialling `localhost`, sending only `leaf` so far and trusting nothing
+    /// so far; the scenario functions add the rest.
+    fn new(name: &'static str, description: &'static str, leaf: &Leaf) -> Scenario {
+        Scenario {
+            name,
+            description,
+            host: "localhost",
+            expected: Expected::Accepted,
+            chain: vec![leaf.pem()],
+            key_pem: leaf.key_pem(),
+            roots: Vec::new(),
+            extra_files: Vec::new(),
+        }
+    }
+
+    /// Appends certificates to what the server sends, after the leaf.
+    fn send(mut self, pems: impl IntoIterator<Item = String>) -> Scenario {
+        self.chain.extend(pems);
+        self
+    }
+
+    fn trust(mut self, root: &Ca) -> Scenario {
+        self.roots.push(root.pem());
+        self
+    }
+
+    fn dial(mut self, host: &'static str) -> Scenario {
+        self.host = host;
+        self
+    }
+
+    fn expect(mut self, expected: Expected) -> Scenario {
+        self.expected = expected;
+        self
+    }
+
+    fn with_file(mut self, name: &'static str, contents: String) -> Scenario {
+        self.extra_files.push((name, contents));
+        self
+    }
+}
+
+/// The common lab PKI most scenarios issue under: root -> intermediate.
+pub struct LabPki {
+    pub root: Ca,
+    intermediate: Ca,
+}
+
+impl LabPki {
+    pub fn generate() -> Result<LabPki> {
+        let root = Ca::root(
+            ca_params("quicprobe Lab Root CA", LAB_ORG)?,
+            KeyKind::EcdsaP256,
+        )?;
+        let intermediate = lab_intermediate("quicprobe Lab Intermediate CA", &root)?;
+        Ok(LabPki { root, intermediate })
+    }
+
+    /// A sound leaf for `names`, issued by the lab intermediate.
+    fn leaf(&self, names: &[&str]) -> Result<Leaf> {
+        self.intermediate
+            .issue_leaf(leaf_params(names)?, KeyKind::EcdsaP256)
+    }
+}
+
+/// A sound ECDSA intermediate with the given CN, issued by `issuer`.
+fn lab_intermediate(common_name: &str, issuer: &Ca) -> Result<Ca> {
+    Ca::issued_by(ca_params(common_name, LAB_ORG)?, KeyKind::EcdsaP256, issuer)
+}
+
+/// A self-signed ECDSA root of a PKI other than the lab's.
+fn other_root(common_name: &str) -> Result<Ca> {
+    Ca::root(ca_params(common_name, LAB_ORG)?, KeyKind::EcdsaP256)
+}
+
+/// Every scenario, in catalogue order.
+pub fn all(lab: &LabPki) -> Result<Vec<Scenario>> {
+    let builders: [fn(&LabPki) -> Result<Scenario>; 24] = [
+        full_chain,
+        leaf_only,
+        missing_intermediate,
+        wrong_order,
+        extra_unrelated,
+        root_included,
+        untrusted_root,
+        self_signed_leaf,
+        expired_leaf,
+        expired_intermediate,
+        not_yet_valid_leaf,
+        hostname_mismatch,
+        wildcard_match,
+        wildcard_nonmatch,
+        ip_san,
+        ip_mismatch,
+        cn_without_san,
+        intermediate_not_ca,
+        pathlen_exceeded,
+        client_auth_eku,
+        name_constraints,
+        rsa4096_chain,
+        cross_signed,
+        duplicate_certificate,
+    ];
+    builders.iter().map(|build| build(lab)).collect()
+}
+
+fn full_chain(lab: &LabPki) -> Result<Scenario> {
+    Ok(Scenario::new(
+        "full-chain",
+        "Leaf and intermediate, as a correctly configured server sends them",
+        &lab.leaf(&["localhost"])?,
+    )
+    .send([lab.intermediate.pem()])
+    .trust(&lab.root))
+}
+
+/// The seed case: a Let's-Encrypt-like PKI where the server sends the leaf alone (a
+/// server configured with cert.pem instead of fullchain.pem). Browsers often recover
+/// by fetching the AIA caIssuers URL or from their intermediate cache; a strict client
+/// does not, so the leaf's issuer cannot be found.
+fn leaf_only(_lab: &LabPki) -> Result<Scenario> {
+    let isrg_root = Ca::root(
+        ca_params(
+            "ISRG Root X1 (quicprobe lab)",
+            "Internet Security Research Group (quicprobe lab)",
+        )?,
+        KeyKind::EcdsaP256,
+    )?;
+    let r11 = Ca::issued_by(
+        ca_params("R11 (quicprobe lab)", "Let's Encrypt (quicprobe lab)")?,
+        KeyKind::EcdsaP256,
+        &isrg_root,
+    )?;
+    let mut params = leaf_params(&["localhost"])?;
+    params.custom_extensions.push(authority_info_access(
+        "http://r11.i.lencr.test/",
+        "http://r11.o.lencr.test",
+    ));
+    let leaf = r11.issue_leaf(params, KeyKind::EcdsaP256)?;
+    Ok(Scenario::new(
+        "leaf-only",
+        "Let's-Encrypt-like PKI; the server sends only the leaf (cert.pem instead of fullchain.pem)",
+        &leaf,
+    )
+    .trust(&isrg_root)
+    .with_file("missing-issuer.pem", r11.pem())
+    .expect(rejected(X509VerifyError::UNABLE_TO_GET_ISSUER_CERT_LOCALLY, 0)))
+}
+
+/// root -> A -> B, both intermediates issued by the lab PKI.
+fn two_intermediates(lab: &LabPki) -> Result<(Ca, Ca)> {
+    let a = lab_intermediate("quicprobe Lab Intermediate A", &lab.root)?;
+    let b = lab_intermediate("quicprobe Lab Intermediate B", &a)?;
+    Ok((a, b))
+}
+
+fn missing_intermediate(lab: &LabPki) -> Result<Scenario> {
+    let (a, b) = two_intermediates(lab)?;
+    let leaf = b.issue_leaf(leaf_params(&["localhost"])?, KeyKind::EcdsaP256)?;
+    Ok(Scenario::new(
+        "missing-intermediate",
+        "root -> A -> B -> leaf; the server sends leaf and B but not A",
+        &leaf,
+    )
+    .send([b.pem()])
+    .trust(&lab.root)
+    .with_file("missing-issuer.pem", a.pem())
+    // The chain ends at B, whose issuer A is nowhere: reported at B's depth.
+    .expect(rejected(
+        X509VerifyError::UNABLE_TO_GET_ISSUER_CERT_LOCALLY,
+        1,
+    )))
+}
+
+/// Path building looks issuers up among all certificates sent, in any order, so a
+/// misordered chain verifies; RFC 8446 4.4.2 allows it. Worth a warning only.
+fn wrong_order(lab: &LabPki) -> Result<Scenario> {
+    let (a, b) = two_intermediates(lab)?;
+    let leaf = b.issue_leaf(leaf_params(&["localhost"])?, KeyKind::EcdsaP256)?;
+    Ok(Scenario::new(
+        "wrong-order",
+        "root -> A -> B -> leaf, sent as leaf, A, B (intermediates reversed)",
+        &leaf,
+    )
+    .send([a.pem(), b.pem()])
+    .trust(&lab.root))
+}
+
+fn extra_unrelated(lab: &LabPki) -> Result<Scenario> {
+    let unrelated = other_root("quicprobe Unrelated Root CA")?;
+    Ok(Scenario::new(
+        "extra-unrelated",
+        "Leaf, intermediate and an unrelated CA certificate from another PKI",
+        &lab.leaf(&["localhost"])?,
+    )
+    .send([lab.intermediate.pem(), unrelated.pem()])
+    .trust(&lab.root))
+}
+
+/// Sending the root is wasted bytes, not an error: the trusted copy is found first.
+fn root_included(lab: &LabPki) -> Result<Scenario> {
+    Ok(Scenario::new(
+        "root-included",
+        "Leaf, intermediate and the (trusted) root itself",
+        &lab.leaf(&["localhost"])?,
+    )
+    .send([lab.intermediate.pem(), lab.root.pem()])
+    .trust(&lab.root))
+}
+
+fn untrusted_root(lab: &LabPki) -> Result<Scenario> {
+    let root = other_root("quicprobe Untrusted Root CA")?;
+    let intermediate = lab_intermediate("quicprobe Untrusted Intermediate CA", &root)?;
+    let leaf = intermediate.issue_leaf(leaf_params(&["localhost"])?, KeyKind::EcdsaP256)?;
+    Ok(Scenario::new(
+        "untrusted-root",
+        "Leaf, intermediate and root of a PKI the client does not trust",
+        &leaf,
+    )
+    .send([intermediate.pem(), root.pem()])
+    .trust(&lab.root)
+    .expect(rejected(X509VerifyError::SELF_SIGNED_CERT_IN_CHAIN, 2)))
+}
+
+/// BoringSSL only counts a certificate as self-signed (EXFLAG_SS) if its keyUsage, when
+/// present, allows keyCertSign. With the usual leaf keyUsage digitalSignature BoringSSL
+/// reports 20 at depth 0 instead (OpenSSL 3.0 still says 18). This leaf therefore has no
+/// keyUsage at all, like `rcgen::generate_simple_self_signed` output, and both agree on 18.
+fn self_signed_leaf(lab: &LabPki) -> Result<Scenario> {
+    let mut params = leaf_params(&["localhost"])?;
+    params.key_usages.clear();
+    Ok(Scenario::new(
+        "self-signed-leaf",
+        "A self-signed leaf for localhost (not a CA), no issuer at all",
+        &Leaf::self_signed(params)?,
+    )
+    .trust(&lab.root)
+    .expect(rejected(X509VerifyError::DEPTH_ZERO_SELF_SIGNED_CERT, 0)))
+}
+
+fn expired_leaf(lab: &LabPki) -> Result<Scenario> {
+    let mut params = leaf_params(&["localhost"])?;
+    Dates::Expired.apply(&mut params);
+    let leaf = lab.intermediate.issue_leaf(params, KeyKind::EcdsaP256)?;
+    Ok(Scenario::new(
+        "expired-leaf",
+        "The leaf expired on 2021-01-01 (valid 2020-01-01 to 2021-01-01)",
+        &leaf,
+    )
+    .send([lab.intermediate.pem()])
+    .trust(&lab.root)
+    .expect(rejected(X509VerifyError::CERT_HAS_EXPIRED, 0)))
+}
+
+fn expired_intermediate(lab: &LabPki) -> Result<Scenario> {
+    let mut params = ca_params("quicprobe Lab Expired Intermediate CA", LAB_ORG)?;
+    Dates::Expired.apply(&mut params);
+    let intermediate = Ca::issued_by(params, KeyKind::EcdsaP256, &lab.root)?;
+    let leaf = intermediate.issue_leaf(leaf_params(&["localhost"])?, KeyKind::EcdsaP256)?;
+    Ok(Scenario::new(
+        "expired-intermediate",
+        "The intermediate expired on 2021-01-01; the leaf itself is valid",
+        &leaf,
+    )
+    .send([intermediate.pem()])
+    .trust(&lab.root)
+    .expect(rejected(X509VerifyError::CERT_HAS_EXPIRED, 1)))
+}
+
+fn not_yet_valid_leaf(lab: &LabPki) -> Result<Scenario> {
+    let mut params = leaf_params(&["localhost"])?;
+    Dates::NotYetValid.apply(&mut params);
+    let leaf = lab.intermediate.issue_leaf(params, KeyKind::EcdsaP256)?;
+    Ok(Scenario::new(
+        "not-yet-valid-leaf",
+        "The leaf is valid only from 2090-01-01 (to 2099-12-31)",
+        &leaf,
+    )
+    .send([lab.intermediate.pem()])
+    .trust(&lab.root)
+    .expect(rejected(X509VerifyError::CERT_NOT_YET_VALID, 0)))
+}
+
+fn hostname_mismatch(lab: &LabPki) -> Result<Scenario> {
+    Ok(Scenario::new(
+        "hostname-mismatch",
+        "The leaf is for other.example.test; the client dials localhost",
+        &lab.leaf(&["other.example.test"])?,
+    )
+    .send([lab.intermediate.pem()])
+    .trust(&lab.root)
+    .expect(rejected(X509VerifyError::HOSTNAME_MISMATCH, 0)))
+}
+
+fn wildcard_match(lab: &LabPki) -> Result<Scenario> {
+    Ok(Scenario::new(
+        "wildcard-match",
+        "Leaf SAN *.lab.test; the client dials www.lab.test",
+        &lab.leaf(&["*.lab.test"])?,
+    )
+    .send([lab.intermediate.pem()])
+    .trust(&lab.root)
+    .dial("www.lab.test"))
+}
+
+/// A wildcard covers exactly one label (RFC 6125 6.4.3).
+fn wildcard_nonmatch(lab: &LabPki) -> Result<Scenario> {
+    Ok(Scenario::new(
+        "wildcard-nonmatch",
+        "Leaf SAN *.lab.test; the client dials deep.www.lab.test (a wildcard covers one label)",
+        &lab.leaf(&["*.lab.test"])?,
+    )
+    .send([lab.intermediate.pem()])
+    .trust(&lab.root)
+    .dial("deep.www.lab.test")
+    .expect(rejected(X509VerifyError::HOSTNAME_MISMATCH, 0)))
+}
+
+fn ip_san(lab: &LabPki) -> Result<Scenario> {
+    Ok(Scenario::new(
+        "ip-san",
+        "Leaf SAN IP:127.0.0.1 and DNS:localhost; the client dials 127.0.0.1",
+        &lab.leaf(&["127.0.0.1", "localhost"])?,
+    )
+    .send([lab.intermediate.pem()])
+    .trust(&lab.root)
+    .dial("127.0.0.1"))
+}
+
+fn ip_mismatch(lab: &LabPki) -> Result<Scenario> {
+    Ok(Scenario::new(
+        "ip-mismatch",
+        "Leaf SAN IP:127.0.0.2 only; the client dials 127.0.0.1",
+        &lab.leaf(&["127.0.0.2"])?,
+    )
+    .send([lab.intermediate.pem()])
+    .trust(&lab.root)
+    .dial("127.0.0.1")
+    .expect(rejected(X509VerifyError::IP_ADDRESS_MISMATCH, 0)))
+}
+
+/// The name is only in the CN. Strict clients (RFC 9525, Chrome, Go, aioquic) ignore
+/// the CN; the OpenSSL CLI falls back to it and accepts.
+fn cn_without_san(lab: &LabPki) -> Result<Scenario> {
+    let mut params = leaf_params(&["localhost"])?;
+    params.subject_alt_names.clear();
+    let leaf = lab.intermediate.issue_leaf(params, KeyKind::EcdsaP256)?;
+    Ok(Scenario::new(
+        "cn-without-san",
+        "Leaf CN=localhost with no subjectAltName extension at all",
+        &leaf,
+    )
+    .send([lab.intermediate.pem()])
+    .trust(&lab.root)
+    .expect(rejected(X509VerifyError::HOSTNAME_MISMATCH, 0)))
+}
+
+/// Keeps keyUsage keyCertSign, so the intermediate is still found as the leaf's issuer
+/// and the failure is the basicConstraints check, not a missing issuer.
+fn intermediate_not_ca(lab: &LabPki) -> Result<Scenario> {
+    let mut params = ca_params("quicprobe Lab Not-a-CA Intermediate", LAB_ORG)?;
+    params.is_ca = IsCa::ExplicitNoCa;
+    let intermediate = Ca::issued_by(params, KeyKind::EcdsaP256, &lab.root)?;
+    let leaf = intermediate.issue_leaf(leaf_params(&["localhost"])?, KeyKind::EcdsaP256)?;
+    Ok(Scenario::new(
+        "intermediate-not-ca",
+        "The intermediate has basicConstraints CA:FALSE",
+        &leaf,
+    )
+    .send([intermediate.pem()])
+    .trust(&lab.root)
+    .expect(rejected(X509VerifyError::INVALID_CA, 1)))
+}
+
+/// A (pathlen:0) may only issue leaves, but it issued the CA B. Reported at A's depth.
+fn pathlen_exceeded(lab: &LabPki) -> Result<Scenario> {
+    let mut params = ca_params("quicprobe Lab Intermediate A (pathlen 0)", LAB_ORG)?;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    let a = Ca::issued_by(params, KeyKind::EcdsaP256, &lab.root)?;
+    let b = lab_intermediate("quicprobe Lab Intermediate B", &a)?;
+    let leaf = b.issue_leaf(leaf_params(&["localhost"])?, KeyKind::EcdsaP256)?;
+    Ok(Scenario::new(
+        "pathlen-exceeded",
+        "root -> A (pathlen:0) -> B -> leaf; A may not issue the CA B",
+        &leaf,
+    )
+    .send([b.pem(), a.pem()])
+    .trust(&lab.root)
+    .expect(rejected(X509VerifyError::PATH_LENGTH_EXCEEDED, 2)))
+}
+
+fn client_auth_eku(lab: &LabPki) -> Result<Scenario> {
+    let mut params = leaf_params(&["localhost"])?;
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let leaf = lab.intermediate.issue_leaf(params, KeyKind::EcdsaP256)?;
+    Ok(Scenario::new(
+        "client-auth-eku",
+        "The leaf's extendedKeyUsage is clientAuth only (no serverAuth)",
+        &leaf,
+    )
+    .send([lab.intermediate.pem()])
+    .trust(&lab.root)
+    .expect(rejected(X509VerifyError::INVALID_PURPOSE, 0)))
+}
+
+/// The violating name is the leaf's, so the error is reported at depth 0.
+fn name_constraints(lab: &LabPki) -> Result<Scenario> {
+    let mut params = ca_params("quicprobe Lab Constrained Intermediate CA", LAB_ORG)?;
+    params.name_constraints = Some(NameConstraints {
+        permitted_subtrees: vec![GeneralSubtree::DnsName("allowed.test".into())],
+        excluded_subtrees: Vec::new(),
+    });
+    let intermediate = Ca::issued_by(params, KeyKind::EcdsaP256, &lab.root)?;
+    let leaf = intermediate.issue_leaf(leaf_params(&["localhost"])?, KeyKind::EcdsaP256)?;
+    Ok(Scenario::new(
+        "name-constraints",
+        "The intermediate permits only DNS names under allowed.test; the leaf is for localhost",
+        &leaf,
+    )
+    .send([intermediate.pem()])
+    .trust(&lab.root)
+    .expect(rejected(X509VerifyError::PERMITTED_VIOLATION, 0)))
+}
+
+/// Large certificates: about 5.5 KB of DER sent, more than the 3x anti-amplification
+/// budget a server has after a 1200-byte client Initial, so the Certificate message
+/// spans several packets and flights.
+fn rsa4096_chain(_lab: &LabPki) -> Result<Scenario> {
+    let rsa = KeyKind::Rsa4096;
+    let root = Ca::root(ca_params("quicprobe RSA Root CA", LAB_ORG)?, rsa)?;
+    let i1 = Ca::issued_by(
+        ca_params("quicprobe RSA Intermediate 1", LAB_ORG)?,
+        rsa,
+        &root,
+    )?;
+    let i2 = Ca::issued_by(
+        ca_params("quicprobe RSA Intermediate 2", LAB_ORG)?,
+        rsa,
+        &i1,
+    )?;
+    let i3 = Ca::issued_by(
+        ca_params("quicprobe RSA Intermediate 3", LAB_ORG)?,
+        rsa,
+        &i2,
+    )?;
+    let leaf = i3.issue_leaf(leaf_params(&["localhost"])?, rsa)?;
+    Ok(Scenario::new(
+        "rsa4096-chain",
+        "All RSA-4096: root -> I1 -> I2 -> I3 -> leaf, sent as leaf, I3, I2, I1",
+        &leaf,
+    )
+    .send([i3.pem(), i2.pem(), i1.pem()])
+    .trust(&root))
+}
+
+/// Like Let's Encrypt from 2021: the server sends the cross-signature of its new root X
+/// by an old root Y (X'), for old clients that only trust Y. A client trusting X finds
+/// it before following X' (BoringSSL always, OpenSSL by default: trusted first).
+fn cross_signed(_lab: &LabPki) -> Result<Scenario> {
+    let new_root = other_root("quicprobe Cross New Root X")?;
+    let old_root = other_root("quicprobe Cross Old Root Y")?;
+    let intermediate = lab_intermediate("quicprobe Cross Intermediate R", &new_root)?;
+    let new_root_by_old = new_root.cross_signed_by(&old_root)?;
+    let leaf = intermediate.issue_leaf(leaf_params(&["localhost"])?, KeyKind::EcdsaP256)?;
+    Ok(Scenario::new(
+        "cross-signed",
+        "Sent leaf, R, X' (new root X cross-signed by untrusted old root Y); X is trusted",
+        &leaf,
+    )
+    .send([intermediate.pem(), new_root_by_old.pem()])
+    .trust(&new_root))
+}
+
+fn duplicate_certificate(lab: &LabPki) -> Result<Scenario> {
+    Ok(Scenario::new(
+        "duplicate-certificate",
+        "Leaf, intermediate, and the same intermediate again",
+        &lab.leaf(&["localhost"])?,
+    )
+    .send([lab.intermediate.pem(), lab.intermediate.pem()])
+    .trust(&lab.root))
+}
