@@ -43,12 +43,8 @@ fn certificate_node(out: &mut String, cert: &CertificateSummary, last: bool) {
     };
     detail(format!("i:{}", cert.issuer));
     detail(format!(
-        "{} {}{}, {}, serial {}{}",
-        cert.key_type,
-        cert.key_bits,
-        cert.curve
-            .as_deref()
-            .map_or_else(String::new, |c| format!(" ({c})")),
+        "{}, {}, serial {}{}",
+        key_label(cert),
         cert.signature_algorithm,
         cert.serial,
         if cert.is_ca { ", CA" } else { "" }
@@ -64,6 +60,17 @@ fn certificate_node(out: &mut String, cert: &CertificateSummary, last: bool) {
         detail(format!("AIA OCSP {url}"));
     }
     detail(format!("sha256 {}", cert.sha256));
+}
+
+/// "EC P-256", "RSA 4096": the names people search for.
+fn key_label(cert: &CertificateSummary) -> String {
+    match cert.curve.as_deref() {
+        Some("prime256v1") => "EC P-256".into(),
+        Some("secp384r1") => "EC P-384".into(),
+        Some("secp521r1") => "EC P-521".into(),
+        Some(curve) => format!("EC {curve}"),
+        None => format!("{} {}", cert.key_type, cert.key_bits),
+    }
 }
 
 fn verdict_lines(out: &mut String, analysis: &Analysis) {

@@ -168,7 +168,7 @@ fn binary_garbage_is_a_usage_error() {
 #[test]
 fn truncated_pem_is_a_usage_error() {
     let pem = std::fs::read_to_string(certs("full-chain").join("chain.pem")).unwrap();
-    let file = file_with(pem[..pem.len() / 3].as_bytes());
+    let file = file_with(&pem.as_bytes()[..pem.len() / 3]);
     assert_one_line_input_error(&verify_file(file.path()), "truncated PEM");
 }
 

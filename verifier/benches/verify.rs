@@ -1,1 +1,40 @@
-fn main() {}
+//! µs per strict verification (BoringSSL's X509_verify_cert with purpose and
+//! hostname), the trust store built once as the client builds it.
+//! Run: scripts/bench (or `cargo bench -p quicprobe-verifier`).
+
+use std::path::{Path, PathBuf};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use quicprobe_verifier::{read_certificates, verify, Analysis, PeerName, TrustStore};
+
+fn scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../certs")
+        .join(name)
+}
+
+fn bench_scenario(c: &mut Criterion, label: &str, name: &str) {
+    let dir = scenario(name);
+    let chain = read_certificates(&dir.join("chain.pem")).unwrap();
+    let trust = TrustStore::from_pem_files(&[dir.join("roots.pem")]).unwrap();
+    let host = std::fs::read_to_string(dir.join("host")).unwrap();
+    let peer = PeerName::parse(host.trim());
+    assert!(
+        verify(&chain, &trust, Some(&peer)).accepted,
+        "{name} must verify"
+    );
+    c.bench_function(&format!("verify/{label}"), |b| {
+        b.iter(|| verify(&chain, &trust, Some(&peer)))
+    });
+    c.bench_function(&format!("analyse/{label}"), |b| {
+        b.iter(|| Analysis::run(&chain, &trust, Some(&peer)))
+    });
+}
+
+fn verification(c: &mut Criterion) {
+    bench_scenario(c, "ecdsa-p256-3-certs", "full-chain");
+    bench_scenario(c, "rsa4096-5-certs", "rsa4096-chain");
+}
+
+criterion_group!(benches, verification);
+criterion_main!(benches);

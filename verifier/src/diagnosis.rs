@@ -88,7 +88,21 @@ fn classify(verdict: &Verdict, report: &ChainReport) -> Fault {
     let subject = verdict.certificate.clone().unwrap_or_default();
     let depth = verdict.depth.unwrap_or(0);
     let failing = failing_certificate(verdict, report);
+    // BoringSSL treats a certificate as self-signed only when its keyUsage
+    // allows keyCertSign; a self-issued server certificate with
+    // digitalSignature alone comes back as error 20. Name it for what it is.
+    let self_issued = failing.is_some_and(|c| c.subject == c.issuer);
     match verdict.x509_error {
+        code::UNABLE_TO_GET_ISSUER_CERT_LOCALLY | code::UNABLE_TO_GET_ISSUER_CERT
+            if self_issued && depth == 0 =>
+        {
+            Fault::SelfSignedLeaf { subject }
+        }
+        code::UNABLE_TO_GET_ISSUER_CERT_LOCALLY | code::UNABLE_TO_GET_ISSUER_CERT
+            if self_issued =>
+        {
+            Fault::UntrustedRoot { root: subject }
+        }
         code::UNABLE_TO_GET_ISSUER_CERT_LOCALLY
         | code::UNABLE_TO_GET_ISSUER_CERT
         | code::UNABLE_TO_VERIFY_LEAF_SIGNATURE => Fault::MissingIntermediate {

@@ -312,10 +312,12 @@ fn chain_warnings(
         if duplicates.iter().any(|(dup, _)| *dup == at) {
             continue;
         }
-        if summary.self_signed {
-            warnings.push(ChainWarning::NeedlessRoot { at });
-        } else if !issued_any_other(chain, at) {
+        // An unrelated root certifies nothing; a root that issued the
+        // certificate before it is merely needless.
+        if !issued_any_other(chain, at) {
             warnings.push(ChainWarning::CertifiesNothing { at });
+        } else if summary.self_signed {
+            warnings.push(ChainWarning::NeedlessRoot { at });
         }
     }
     if total_der_bytes > AMPLIFICATION_BUDGET_BYTES {

@@ -50,6 +50,19 @@ const KNOWN_DIFFERENCES: &[(&str, &str)] = &[(
      X509_CHECK_FLAG_NEVER_CHECK_SUBJECT and matches SAN only, as RFC 9525, Chrome, Go and aioquic do",
 )];
 
+/// Error numbers OpenSSL 3 changed: (OpenSSL 3's number, BoringSSL's and
+/// OpenSSL 1.1's number, meaning). OpenSSL 3.0 moved "invalid CA certificate"
+/// to 79 and gave 24 to X509_V_ERR_NO_ISSUER_PUBLIC_KEY; BoringSSL kept 24.
+const OPENSSL3_RENUMBERED: &[(i32, i32, &str)] = &[(79, 24, "invalid CA certificate")];
+
+/// OpenSSL 3's error number in BoringSSL's numbering.
+fn boringssl_number(openssl_code: i32) -> i32 {
+    OPENSSL3_RENUMBERED
+        .iter()
+        .find(|(openssl, _, _)| *openssl == openssl_code)
+        .map_or(openssl_code, |(_, boringssl, _)| *boringssl)
+}
+
 struct Scenario {
     name: String,
     dir: PathBuf,
@@ -152,9 +165,35 @@ fn cn_only_certificate_is_accepted_by_openssl_but_rejected_with_hostname_mismatc
     );
 }
 
+#[test]
+fn invalid_ca_is_error_24_in_boringssl_and_79_in_openssl_3() {
+    let scenario = scenarios()
+        .into_iter()
+        .find(|s| s.name == "intermediate-not-ca")
+        .expect("intermediate-not-ca scenario");
+    let scratch = tempfile::tempdir().unwrap();
+    let raw = raw_openssl_first_error(&scenario, scratch.path());
+    assert_eq!(raw, Some((79, 1)), "OpenSSL 3 numbers invalid CA 79");
+    assert_eq!(
+        Outcome::of(&quicprobe_verdict(&scenario)),
+        Outcome::Rejected { code: 24, depth: 1 }
+    );
+}
+
 /// `openssl verify -CAfile roots -untrusted rest -purpose sslserver
 /// -verify_hostname|-verify_ip NAME leaf`, reduced to its first error.
 fn openssl_verify(scenario: &Scenario, scratch: &Path) -> Outcome {
+    match raw_openssl_first_error(scenario, scratch) {
+        Some((code, depth)) => Outcome::Rejected {
+            code: boringssl_number(code),
+            depth,
+        },
+        None => Outcome::Accepted,
+    }
+}
+
+/// The first (error number, depth) `openssl verify` prints, in its own numbering.
+fn raw_openssl_first_error(scenario: &Scenario, scratch: &Path) -> Option<(i32, u32)> {
     let chain = read_certificates(&scenario.dir.join("chain.pem")).unwrap();
     let leaf = scratch.join(format!("{}-leaf.pem", scenario.name));
     fs::write(&leaf, chain[0].to_pem().unwrap()).unwrap();
@@ -183,25 +222,21 @@ fn openssl_verify(scenario: &Scenario, scratch: &Path) -> Outcome {
         .expect("openssl is installed (scripts/setup)");
     let stderr = String::from_utf8_lossy(&output.stderr);
     let stdout = String::from_utf8_lossy(&output.stdout);
-    first_openssl_error(&stdout, &stderr).unwrap_or_else(|| {
-        assert!(
-            output.status.success(),
-            "{}: openssl failed without an error line:\n{stdout}\n{stderr}",
-            scenario.name
-        );
-        Outcome::Accepted
-    })
+    let first = first_openssl_error(&stdout, &stderr);
+    assert!(
+        first.is_some() || output.status.success(),
+        "{}: openssl failed without an error line:\n{stdout}\n{stderr}",
+        scenario.name
+    );
+    first
 }
 
 /// The first `error N at D depth lookup: ...` line.
-fn first_openssl_error(stdout: &str, stderr: &str) -> Option<Outcome> {
+fn first_openssl_error(stdout: &str, stderr: &str) -> Option<(i32, u32)> {
     stdout.lines().chain(stderr.lines()).find_map(|line| {
         let rest = line.trim().strip_prefix("error ")?;
         let (code, rest) = rest.split_once(" at ")?;
         let (depth, _) = rest.split_once(" depth lookup")?;
-        Some(Outcome::Rejected {
-            code: code.parse().ok()?,
-            depth: depth.parse().ok()?,
-        })
+        Some((code.parse().ok()?, depth.parse().ok()?))
     })
 }

@@ -85,8 +85,10 @@ fn random_serial() -> Result<SerialNumber> {
 /// A subject name `CN=<common_name>, O=<organisation>`.
 pub fn subject(common_name: &str, organisation: &str) -> DistinguishedName {
     let mut name = DistinguishedName::new();
-    name.push(DnType::CommonName, common_name);
+    // Encoded most general first, as real CAs do, so that RFC 4514 order
+    // (what quicprobe and `openssl -nameopt RFC2253` print) reads CN first.
     name.push(DnType::OrganizationName, organisation);
+    name.push(DnType::CommonName, common_name);
     name
 }
 
