@@ -50,6 +50,7 @@ pub fn boringssl_alert_for(code: i32) -> u8 {
 /// alerts a certificate rejection can carry to its constants.
 pub(crate) fn ssl_alert(code: u8) -> SslAlert {
     match code {
+        40 => SslAlert::HANDSHAKE_FAILURE,
         42 => SslAlert::BAD_CERTIFICATE,
         43 => SslAlert::UNSUPPORTED_CERTIFICATE,
         44 => SslAlert::CERTIFICATE_REVOKED,
