@@ -21,8 +21,14 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Connect to QUIC servers, verify their chains strictly, trace every stage.
+    Connect(ConnectArgs),
     /// Check a server's certificate chain offline, before deploying it.
     Verify(VerifyArgs),
+    /// Serve a certificate scenario locally, to replay a failure against any client.
+    Serve(ServeArgs),
+    /// Run the lab in-process and show the seed case: full chain, then leaf only.
+    Demo(DemoArgs),
 }
 
 /// Where the trusted roots come from; the system bundle when neither is given.
@@ -50,6 +56,93 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "ADDR")]
     pub ip: Option<std::net::IpAddr>,
     /// Print one JSON object instead of the human report.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// https://host[:port][/path], host:port, or [v6addr]:port (port 443 by default).
+    #[arg(value_name = "TARGET", required = true)]
+    pub targets: Vec<String>,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+    /// Dial ADDR for HOST:PORT, as curl's --resolve HOST:PORT:ADDR.
+    #[arg(long, value_name = "HOST:PORT:ADDR")]
+    pub resolve: Vec<crate::target::ResolveEntry>,
+    /// The name sent in SNI (and checked against the certificate).
+    #[arg(long, value_name = "NAME")]
+    pub sni: Option<String>,
+    /// ALPNs to offer, comma-separated.
+    #[arg(long, value_name = "LIST", default_value = "h3", value_delimiter = ',')]
+    pub alpn: Vec<String>,
+    /// Give up on a handshake after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub timeout: f64,
+    /// The QUIC idle timeout offered to the server, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub idle_timeout: f64,
+    /// How the handshake trace is printed.
+    #[arg(long, value_enum, default_value_t = crate::trace::TraceStyle::Native)]
+    pub trace_style: crate::trace::TraceStyle,
+    /// Print the outcome as one JSON object (one per connection) instead of the trace.
+    #[arg(long)]
+    pub json: bool,
+    /// Append TLS secrets in NSS key log format (SSLKEYLOGFILE is honoured too).
+    #[arg(long, value_name = "FILE")]
+    pub keylog: Option<PathBuf>,
+    /// Write one qlog file per connection here (QLOGDIR is honoured too).
+    #[arg(long, value_name = "DIR")]
+    pub qlog_dir: Option<PathBuf>,
+    /// Which TLS alert a rejection sends.
+    #[arg(long, value_enum, default_value_t = AlertStyleArg::Aioquic)]
+    pub alert_style: AlertStyleArg,
+    /// Make N connections to each target.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub repeat: usize,
+    /// Keep up to K connections in flight at once.
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AlertStyleArg {
+    /// bad_certificate (42), certificate_expired (45) for the leaf's dates.
+    Aioquic,
+    /// BoringSSL's own mapping, e.g. unknown_ca (48) for a missing issuer.
+    Boringssl,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// A scenario of certs/ (by name, or a path to its folder).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["chain", "key"])]
+    pub scenario: Option<String>,
+    /// The chain to present, exactly as it should be sent.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub chain: Option<PathBuf>,
+    /// The leaf's private key.
+    #[arg(long, value_name = "FILE", requires = "chain")]
+    pub key: Option<PathBuf>,
+    /// Where to listen.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:4433")]
+    pub listen: std::net::SocketAddr,
+    /// ALPNs accepted, comma-separated.
+    #[arg(
+        long,
+        value_name = "LIST",
+        default_value = "h3,hq-interop",
+        value_delimiter = ','
+    )]
+    pub alpn: Vec<String>,
+    /// Send a Retry to every new client first.
+    #[arg(long)]
+    pub retry: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Print each connection's outcome as JSON instead of the traces.
     #[arg(long)]
     pub json: bool,
 }

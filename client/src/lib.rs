@@ -3,8 +3,20 @@
 //! The client side of quicprobe: the command line, and everything it runs.
 //! `main.rs` only parses and dispatches; tests drive these modules directly.
 
+pub mod alerts;
 pub mod cli;
+pub mod connect_cmd;
+pub mod demo_cmd;
+pub mod event_loop;
 pub mod exit;
+pub mod handshake;
+pub mod lab;
+pub mod outcome;
+pub mod probe;
 pub mod render;
+pub mod scenario;
+pub mod serve_cmd;
+pub mod target;
+pub mod trace;
 pub mod trust;
 pub mod verify_cmd;

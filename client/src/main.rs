@@ -5,21 +5,33 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use quicprobe::cli::{Cli, Command};
-use quicprobe::{exit, verify_cmd};
+use quicprobe::{connect_cmd, demo_cmd, exit, serve_cmd, verify_cmd};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
     let code = match &cli.command {
-        Command::Verify(args) => match verify_cmd::run(args) {
-            Ok(output) => {
-                print_stdout(&output.stdout);
-                output.exit_code
-            }
-            Err(error) => fail_input(&error),
-        },
+        Command::Connect(args) => finish(connect_cmd::run(args).map(|o| (o.stdout, o.exit_code))),
+        Command::Verify(args) => finish(verify_cmd::run(args).map(|o| (o.stdout, o.exit_code))),
+        Command::Serve(args) => finish(serve_cmd::run(args).map(|()| (String::new(), exit::OK))),
+        Command::Demo(args) => finish(demo_cmd::run(args).map(|o| (o.stdout, o.exit_code))),
     };
     ExitCode::from(code)
+}
+
+/// Prints a command's output, or its one-line error; returns the exit code.
+fn finish<E: std::fmt::Display>(result: Result<(String, u8), E>) -> u8 {
+    match result {
+        Ok((stdout, code)) => {
+            // A closed pipe (`quicprobe ... | head`) is not worth a panic.
+            let _ = std::io::stdout().write_all(stdout.as_bytes());
+            code
+        }
+        Err(error) => {
+            eprintln!("quicprobe: {error}");
+            exit::USAGE
+        }
+    }
 }
 
 /// RUST_LOG wins; otherwise -v/-q pick the level.
@@ -27,20 +39,11 @@ fn init_logging(cli: &Cli) {
     let default_level = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
-        (false, 1) => "debug",
+        (false, 1) => "info",
+        (false, 2) => "debug",
         (false, _) => "trace",
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
         .format_timestamp_millis()
         .init();
-}
-
-fn print_stdout(text: &str) {
-    // A closed pipe (`quicprobe verify ... | head`) is not an error worth a panic.
-    let _ = std::io::stdout().write_all(text.as_bytes());
-}
-
-fn fail_input(error: &dyn std::fmt::Display) -> u8 {
-    eprintln!("quicprobe: {error}");
-    exit::USAGE
 }

@@ -15,7 +15,8 @@ pub fn analysis(analysis: &Analysis) -> String {
     out
 }
 
-fn chain_tree(out: &mut String, analysis: &Analysis) {
+/// The chain as sent, as a tree, with its warnings.
+pub fn chain_tree(out: &mut String, analysis: &Analysis) {
     let count = analysis.chain.len();
     let _ = writeln!(
         out,

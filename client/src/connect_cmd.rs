@@ -1,0 +1,271 @@
+//! `quicprobe connect`: resolve the targets, build one quiche client
+//! configuration with the verifier installed, run every connection on the
+//! event loop, and report.
+
+use std::fmt::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use boring::ssl::{SslContextBuilder, SslMethod};
+use quicprobe_verifier::{
+    install, AlertStyle, Analysis, InputError, OnReject, Policy, TrustStore, VerdictSlot,
+};
+use serde_json::json;
+
+use crate::cli::{AlertStyleArg, ConnectArgs};
+use crate::event_loop::{self, Job};
+use crate::handshake::install_message_callback;
+use crate::outcome::{Outcome, OutcomeKind};
+use crate::probe::{ProbeSettings, MAX_DATAGRAM};
+use crate::target::{Target, TargetError};
+use crate::trace::{self, TraceStyle};
+use crate::trust::load_trust;
+
+/// Why `connect` could not even start.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// What `connect` prints and the exit code it ends with.
+pub struct ConnectOutput {
+    pub stdout: String,
+    pub exit_code: u8,
+    pub outcomes: Vec<Outcome>,
+}
+
+/// The client side of a run: the trust store, the TLS policy, the QUIC settings.
+#[derive(Debug, Clone)]
+pub struct ClientSetup {
+    pub trust: Arc<TrustStore>,
+    pub alert_style: AlertStyle,
+    pub alpns: Vec<String>,
+    pub idle_timeout: Duration,
+    pub keylog: bool,
+}
+
+/// One quiche client configuration, the verifier installed last, and the
+/// slot through which the verifier hands each verdict to the event loop.
+pub fn quic_config(setup: &ClientSetup) -> Result<(quiche::Config, VerdictSlot), ConnectError> {
+    let tls_error = |e: boring::error::ErrorStack| ConnectError::Setup(format!("TLS setup: {e}"));
+    let mut builder = SslContextBuilder::new(SslMethod::tls()).map_err(tls_error)?;
+    install_message_callback(&mut builder);
+    let mut policy = Policy::new(setup.trust.clone());
+    policy.alert_style = setup.alert_style;
+    // Pause instead of alerting, so that the close carries 0x100 + alert and
+    // the verdict's reason as aioquic's does (BoringSSL's alert path through
+    // quiche gives 0x130 and an empty reason).
+    policy.on_reject = OnReject::Pause;
+    // Installed last: nothing may call SSL_CTX_set_verify after it.
+    let slot = install(&mut builder, policy);
+    let quic_error = |e: quiche::Error| ConnectError::Setup(format!("QUIC setup: {e}"));
+    let mut config = quiche::Config::with_boring_ssl_ctx_builder(quiche::PROTOCOL_VERSION, builder)
+        .map_err(quic_error)?;
+    let alpns: Vec<&[u8]> = setup.alpns.iter().map(|a| a.as_bytes()).collect();
+    config.set_application_protos(&alpns).map_err(quic_error)?;
+    config.set_max_idle_timeout(u64::try_from(setup.idle_timeout.as_millis()).unwrap_or(u64::MAX));
+    config.set_max_recv_udp_payload_size(MAX_DATAGRAM);
+    config.set_max_send_udp_payload_size(MAX_DATAGRAM);
+    config.set_initial_max_data(10_000_000);
+    config.set_initial_max_stream_data_bidi_local(1_000_000);
+    config.set_initial_max_stream_data_bidi_remote(1_000_000);
+    config.set_initial_max_stream_data_uni(1_000_000);
+    config.set_initial_max_streams_bidi(100);
+    config.set_initial_max_streams_uni(100);
+    config.set_disable_active_migration(true);
+    if setup.keylog {
+        config.log_keys();
+    }
+    Ok((config, slot))
+}
+
+/// Runs `quicprobe connect`.
+pub fn run(args: &ConnectArgs) -> Result<ConnectOutput, ConnectError> {
+    let jobs = jobs(args)?;
+    let trust = Arc::new(load_trust(&args.trust)?);
+    let keylog = args
+        .keylog
+        .clone()
+        .or_else(|| std::env::var_os("SSLKEYLOGFILE").map(PathBuf::from));
+    let setup = ClientSetup {
+        trust: trust.clone(),
+        alert_style: match args.alert_style {
+            AlertStyleArg::Aioquic => AlertStyle::Aioquic,
+            AlertStyleArg::Boringssl => AlertStyle::Boringssl,
+        },
+        alpns: args.alpn.clone(),
+        idle_timeout: seconds(args.idle_timeout)?,
+        keylog: keylog.is_some(),
+    };
+    let settings = ProbeSettings {
+        alpns: args.alpn.clone(),
+        sni: args.sni.clone(),
+        timeout: seconds(args.timeout)?,
+        keylog,
+        qlog_dir: args
+            .qlog_dir
+            .clone()
+            .or_else(|| std::env::var_os("QLOGDIR").map(PathBuf::from)),
+    };
+    if let Some(dir) = &settings.qlog_dir {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| ConnectError::Setup(format!("{}: {e}", dir.display())))?;
+    }
+    let started = Instant::now();
+    let outcomes = run_jobs(jobs, args.concurrency, &setup, &settings)?;
+    let wall = started.elapsed();
+    let outcomes = explain_chains(outcomes, &trust);
+    let stdout = if args.repeat > 1 {
+        repeat_report(&outcomes, wall, args.json)
+    } else {
+        per_connection_report(&outcomes, args.trace_style, args.json)
+    };
+    Ok(ConnectOutput {
+        stdout,
+        exit_code: overall_exit_code(&outcomes),
+        outcomes,
+    })
+}
+
+/// Runs jobs on one event loop with one client configuration.
+pub fn run_jobs(
+    jobs: Vec<Job>,
+    concurrency: usize,
+    setup: &ClientSetup,
+    settings: &ProbeSettings,
+) -> Result<Vec<Outcome>, ConnectError> {
+    let (mut config, slot) = quic_config(setup)?;
+    event_loop::run(jobs, concurrency, &mut config, &slot, settings)
+        .map_err(|e| ConnectError::Setup(format!("event loop: {e}")))
+}
+
+/// Adds the verifier's explanation to every outcome that saw a chain.
+pub fn explain_chains(mut outcomes: Vec<Outcome>, trust: &TrustStore) -> Vec<Outcome> {
+    for outcome in &mut outcomes {
+        if let Some(checked) = &outcome.checked {
+            let name = checked.verdict.peer_name.clone();
+            outcome.analysis = Some(Analysis::explain(
+                checked.verdict.clone(),
+                &checked.chain,
+                trust,
+                name.as_ref(),
+            ));
+        }
+    }
+    outcomes
+}
+
+fn jobs(args: &ConnectArgs) -> Result<Vec<Job>, ConnectError> {
+    if args.repeat == 0 || args.concurrency == 0 {
+        return Err(ConnectError::Setup(
+            "--repeat and --concurrency must be at least 1".into(),
+        ));
+    }
+    let mut jobs = Vec::new();
+    for text in &args.targets {
+        let target = Target::parse(text)?;
+        let addr = target.resolve(&args.resolve)?;
+        for _ in 0..args.repeat {
+            jobs.push(Job {
+                target: target.clone(),
+                addr,
+            });
+        }
+    }
+    Ok(jobs)
+}
+
+fn seconds(value: f64) -> Result<Duration, ConnectError> {
+    Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| ConnectError::Setup(format!("{value}: not a positive number of seconds")))
+}
+
+/// The first failure's exit code, or 0 when every connection succeeded.
+pub fn overall_exit_code(outcomes: &[Outcome]) -> u8 {
+    outcomes
+        .iter()
+        .map(Outcome::exit_code)
+        .find(|code| *code != 0)
+        .unwrap_or(0)
+}
+
+fn per_connection_report(outcomes: &[Outcome], style: TraceStyle, json: bool) -> String {
+    let mut out = String::new();
+    for (index, outcome) in outcomes.iter().enumerate() {
+        if json {
+            let _ = writeln!(out, "{}", outcome.to_json());
+            continue;
+        }
+        out.push_str(&trace::render(outcome, style, index));
+        if style != TraceStyle::Native {
+            let _ = writeln!(out, "{}", trace::summary_line(outcome));
+        }
+    }
+    out
+}
+
+/// `--repeat`: how many succeeded, and handshake times among those.
+fn repeat_report(outcomes: &[Outcome], wall: Duration, json: bool) -> String {
+    let mut times: Vec<f64> = outcomes
+        .iter()
+        .filter(|o| o.kind == OutcomeKind::Ok)
+        .filter_map(|o| o.handshake_ms)
+        .collect();
+    times.sort_by(f64::total_cmp);
+    let successes = outcomes
+        .iter()
+        .filter(|o| o.kind == OutcomeKind::Ok)
+        .count();
+    let median = percentile(&times, 50);
+    let p90 = percentile(&times, 90);
+    let rate = outcomes.len() as f64 / wall.as_secs_f64().max(1e-9);
+    let failures: Vec<String> = outcomes
+        .iter()
+        .filter(|o| o.kind != OutcomeKind::Ok)
+        .take(5)
+        .map(trace::summary_line)
+        .collect();
+    if json {
+        return format!(
+            "{}\n",
+            json!({
+                "connections": outcomes.len(),
+                "successes": successes,
+                "median_handshake_ms": median,
+                "p90_handshake_ms": p90,
+                "wall_ms": wall.as_secs_f64() * 1000.0,
+                "handshakes_per_second": rate,
+                "exit_code": overall_exit_code(outcomes),
+            })
+        );
+    }
+    let mut out = format!(
+        "{successes}/{} connections succeeded in {:.2} s ({rate:.0} handshakes/s); \
+         handshake median {} ms, p90 {} ms\n",
+        outcomes.len(),
+        wall.as_secs_f64(),
+        median.map_or_else(|| "-".into(), |m| format!("{m:.1}")),
+        p90.map_or_else(|| "-".into(), |m| format!("{m:.1}")),
+    );
+    for line in failures {
+        let _ = writeln!(out, "{line}");
+    }
+    out
+}
+
+/// The nearest-rank percentile of sorted values.
+fn percentile(sorted: &[f64], percent: usize) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (percent * sorted.len()).div_ceil(100).max(1);
+    sorted.get(rank - 1).copied()
+}

@@ -1,0 +1,165 @@
+//! `quicprobe demo`: the seed case, end to end, with nothing to install. The
+//! lab runs in-process on 127.0.0.1 at an ephemeral port, first with the full
+//! chain, then with the leaf alone; quicprobe connects to each strictly.
+
+use std::fmt::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use quicprobe_verifier::{AlertStyle, ClientFamily, TrustStore};
+
+use crate::cli::DemoArgs;
+use crate::connect_cmd::{explain_chains, run_jobs, ClientSetup, ConnectError};
+use crate::event_loop::Job;
+use crate::exit;
+use crate::lab::{self, LabEvent, LabSpec};
+use crate::outcome::{Outcome, OutcomeKind};
+use crate::probe::ProbeSettings;
+use crate::scenario::find_scenario;
+use crate::target::Target;
+use crate::trace::{self, TraceStyle};
+
+/// One act of the demo: a scenario and what must happen.
+struct Act {
+    title: &'static str,
+    scenario: &'static str,
+    expected: OutcomeKind,
+}
+
+const ACTS: [Act; 2] = [
+    Act {
+        title: "The server sends its full chain (leaf + intermediate)",
+        scenario: "full-chain",
+        expected: OutcomeKind::Ok,
+    },
+    Act {
+        title: "The seed case: the server sends its leaf only",
+        scenario: "leaf-only",
+        expected: OutcomeKind::VerificationFailed,
+    },
+];
+
+/// What the demo printed and whether both acts went as expected.
+pub struct DemoOutput {
+    pub stdout: String,
+    pub exit_code: u8,
+}
+
+/// Runs both acts.
+pub fn run(args: &DemoArgs) -> Result<DemoOutput, ConnectError> {
+    let mut out = String::new();
+    let mut as_expected = true;
+    for (number, act) in ACTS.iter().enumerate() {
+        let (outcome, server_saw) = play(act)?;
+        let matched = outcome.kind == act.expected;
+        as_expected &= matched;
+        if args.json {
+            let _ = writeln!(out, "{}", outcome.to_json());
+            continue;
+        }
+        let _ = writeln!(out, "== {}. {}", number + 1, act.title);
+        out.push_str(&trace::render(&outcome, TraceStyle::Native, number));
+        let _ = writeln!(out, "* The lab saw: {}", server_saw.join("; "));
+        if let Some(analysis) = &outcome.analysis {
+            out.push_str(&verdict_matrix(analysis));
+        }
+        if !matched {
+            let _ = writeln!(
+                out,
+                "demo: expected {}, got {}",
+                act.expected.name(),
+                outcome.kind.name()
+            );
+        }
+        out.push('\n');
+    }
+    if !args.json {
+        let _ = writeln!(
+            out,
+            "demo: {}",
+            if as_expected {
+                "both outcomes as expected (full chain: ok; leaf only: verification failed, exit 60)"
+            } else {
+                "an outcome was NOT the expected one"
+            }
+        );
+    }
+    Ok(DemoOutput {
+        stdout: out,
+        exit_code: if as_expected {
+            exit::OK
+        } else {
+            exit::HANDSHAKE_FAILED
+        },
+    })
+}
+
+/// Serves the act's scenario in-process and connects to it once.
+fn play(act: &Act) -> Result<(Outcome, Vec<String>), ConnectError> {
+    let dir = find_scenario(act.scenario)
+        .ok_or_else(|| ConnectError::Setup(format!("scenario {} not found", act.scenario)))?;
+    let listen = "127.0.0.1:0".parse().expect("literal address");
+    let lab = lab::spawn(LabSpec::for_scenario(&dir, listen))
+        .map_err(|e| ConnectError::Setup(format!("lab: {e}")))?;
+    let trust = Arc::new(TrustStore::from_pem_files(&[dir.join("roots.pem")])?);
+    let host = std::fs::read_to_string(dir.join("host")).unwrap_or_else(|_| "localhost".into());
+    let target = Target {
+        host: host.trim().to_owned(),
+        port: lab.addr().port(),
+        path: "/".into(),
+    };
+    let setup = ClientSetup {
+        trust: trust.clone(),
+        alert_style: AlertStyle::Aioquic,
+        alpns: vec!["h3".into()],
+        idle_timeout: Duration::from_secs(30),
+        keylog: false,
+    };
+    let settings = ProbeSettings {
+        alpns: setup.alpns.clone(),
+        sni: None,
+        timeout: Duration::from_secs(10),
+        keylog: None,
+        qlog_dir: None,
+    };
+    let job = Job {
+        target,
+        addr: lab.addr(),
+    };
+    let outcomes = run_jobs(vec![job], 1, &setup, &settings)?;
+    let outcome = explain_chains(outcomes, &trust)
+        .into_iter()
+        .next()
+        .ok_or_else(|| ConnectError::Setup("no outcome".into()))?;
+    let server_saw = lab_events(&lab);
+    let _ = lab.stop();
+    Ok((outcome, server_saw))
+}
+
+/// What the lab logged about the connection, until it closed it.
+fn lab_events(lab: &lab::LabHandle) -> Vec<String> {
+    let mut seen = Vec::new();
+    while let Some(event) = lab.next_event(Duration::from_secs(3)) {
+        let done = matches!(event, LabEvent::Closed { .. });
+        seen.push(event.to_string());
+        if done {
+            break;
+        }
+    }
+    seen
+}
+
+/// Which client families would have accepted this chain.
+fn verdict_matrix(analysis: &quicprobe_verifier::Analysis) -> String {
+    let mut out = String::from("* Verdict matrix (same chain, same roots):\n");
+    for family in ClientFamily::ALL {
+        let accepted = analysis.accepted_by.get(family.key()).copied() == Some(true);
+        let _ = writeln!(
+            out,
+            "*   {:<20} {}",
+            family.label(),
+            if accepted { "accepts" } else { "rejects" }
+        );
+    }
+    out
+}

@@ -1,0 +1,360 @@
+//! The handshake, stage by stage. TLS messages come from BoringSSL's message
+//! callback, which fires for every handshake message in QUIC mode in both
+//! directions; QUIC events (Retry, version negotiation, HANDSHAKE_DONE) come
+//! from the connection. Each stage carries its time and the traffic so far.
+
+use std::cell::RefCell;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// One step of the handshake, in the order a client meets them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "name", rename_all = "snake_case")]
+pub enum Stage {
+    /// The first flight: ClientHello in an Initial packet.
+    ClientHelloSent {
+        sni: Option<String>,
+        alpns: Vec<String>,
+        bytes: usize,
+    },
+    /// The server asked us to prove our address (RFC 9000 §8.1.2).
+    Retry,
+    /// The server does not speak our version; it offered these.
+    VersionNegotiation {
+        offered: Vec<String>,
+    },
+    ServerHello {
+        cipher: Option<String>,
+        group: Option<String>,
+    },
+    EncryptedExtensions {
+        alpn: Option<String>,
+        transport_parameters: Option<String>,
+    },
+    Certificate {
+        certificates: usize,
+        bytes: usize,
+    },
+    /// quicprobe's verdict on the chain.
+    Verdict {
+        accepted: bool,
+        x509_error: i32,
+        reason: String,
+    },
+    CertificateVerify {
+        signature_algorithm: Option<String>,
+    },
+    ServerFinished,
+    ClientFinishedSent,
+    HandshakeDone,
+}
+
+impl Stage {
+    /// The stage's name as JSON and the tests spell it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::ClientHelloSent { .. } => "client_hello_sent",
+            Self::Retry => "retry",
+            Self::VersionNegotiation { .. } => "version_negotiation",
+            Self::ServerHello { .. } => "server_hello",
+            Self::EncryptedExtensions { .. } => "encrypted_extensions",
+            Self::Certificate { .. } => "certificate",
+            Self::Verdict { .. } => "verdict",
+            Self::CertificateVerify { .. } => "certificate_verify",
+            Self::ServerFinished => "server_finished",
+            Self::ClientFinishedSent => "client_finished_sent",
+            Self::HandshakeDone => "handshake_done",
+        }
+    }
+}
+
+/// Traffic in each direction up to a stage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Traffic {
+    pub sent_bytes: u64,
+    pub sent_packets: usize,
+    pub recv_bytes: u64,
+    pub recv_packets: usize,
+}
+
+/// A stage reached, when, and with how much traffic behind it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StageEvent {
+    #[serde(flatten)]
+    pub stage: Stage,
+    pub t_ms: f64,
+    #[serde(flatten)]
+    pub traffic: Traffic,
+}
+
+impl StageEvent {
+    pub fn new(stage: Stage, since_start: Duration, traffic: Traffic) -> Self {
+        Self {
+            stage,
+            t_ms: (since_start.as_secs_f64() * 1000.0 * 10.0).round() / 10.0,
+            traffic,
+        }
+    }
+}
+
+/// A TLS handshake message as the message callback saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsMessage {
+    pub outgoing: bool,
+    /// The full message, type and length header included.
+    pub bytes: Vec<u8>,
+}
+
+/// TLS 1.3 handshake message types (RFC 8446 §4).
+mod message_type {
+    pub const CLIENT_HELLO: u8 = 1;
+    pub const SERVER_HELLO: u8 = 2;
+    pub const ENCRYPTED_EXTENSIONS: u8 = 8;
+    pub const CERTIFICATE: u8 = 11;
+    pub const CERTIFICATE_VERIFY: u8 = 15;
+    pub const FINISHED: u8 = 20;
+}
+
+thread_local! {
+    /// Messages seen since the last drain. One event loop drives every
+    /// connection of a run on one thread and drains after each call into
+    /// quiche, so the messages always belong to the connection just driven.
+    static MESSAGES: RefCell<Vec<TlsMessage>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Takes the messages seen since the last call.
+pub fn drain_messages() -> Vec<TlsMessage> {
+    MESSAGES.with(|m| std::mem::take(&mut *m.borrow_mut()))
+}
+
+fn record_message(message: TlsMessage) {
+    MESSAGES.with(|m| m.borrow_mut().push(message));
+}
+
+/// Installs the message callback on a context (`SSL_CTX_set_msg_callback`).
+pub fn install_message_callback(builder: &mut boring::ssl::SslContextBuilder) {
+    // SAFETY: the builder owns a live SSL_CTX; the callback is a plain
+    // function with the signature BoringSSL expects and no user argument.
+    unsafe { boring_sys::SSL_CTX_set_msg_callback(builder.as_ptr(), Some(on_tls_message)) }
+}
+
+/// BoringSSL's message callback: copies handshake messages for later parsing.
+unsafe extern "C" fn on_tls_message(
+    is_write: libc::c_int,
+    _version: libc::c_int,
+    content_type: libc::c_int,
+    buf: *const libc::c_void,
+    len: usize,
+    _ssl: *mut boring_sys::SSL,
+    _arg: *mut libc::c_void,
+) {
+    const HANDSHAKE: libc::c_int = 22;
+    if content_type != HANDSHAKE || buf.is_null() || len == 0 {
+        return;
+    }
+    // SAFETY: BoringSSL passes `len` readable bytes at `buf` for the duration
+    // of the call; they are copied before it returns.
+    let bytes = unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), len) }.to_vec();
+    record_message(TlsMessage {
+        outgoing: is_write != 0,
+        bytes,
+    });
+}
+
+/// The stage a TLS message marks, parsed from its bytes. Malformed messages
+/// give a stage with the fields left unknown, never a panic.
+pub fn stage_of(
+    message: &TlsMessage,
+    offered_alpns: &[String],
+    sni: Option<&str>,
+) -> Option<Stage> {
+    let (&kind, body) = message.bytes.split_first()?;
+    let body = body.get(3..).unwrap_or_default();
+    match (message.outgoing, kind) {
+        (true, message_type::CLIENT_HELLO) => Some(Stage::ClientHelloSent {
+            sni: sni.map(str::to_owned),
+            alpns: offered_alpns.to_vec(),
+            bytes: message.bytes.len(),
+        }),
+        (false, message_type::SERVER_HELLO) => {
+            let hello = parse_server_hello(body);
+            Some(Stage::ServerHello {
+                cipher: hello.map(|h| cipher_name(h.0)),
+                group: hello.and_then(|h| h.1).map(group_name),
+            })
+        }
+        (false, message_type::ENCRYPTED_EXTENSIONS) => Some(Stage::EncryptedExtensions {
+            alpn: parse_alpn_from_extensions(body),
+            transport_parameters: None,
+        }),
+        (false, message_type::CERTIFICATE) => Some(Stage::Certificate {
+            certificates: count_certificates(body).unwrap_or(0),
+            bytes: message.bytes.len(),
+        }),
+        (false, message_type::CERTIFICATE_VERIFY) => Some(Stage::CertificateVerify {
+            signature_algorithm: read_u16(body, 0).map(signature_algorithm_name),
+        }),
+        (false, message_type::FINISHED) => Some(Stage::ServerFinished),
+        (true, message_type::FINISHED) => Some(Stage::ClientFinishedSent),
+        _ => None,
+    }
+}
+
+fn read_u16(bytes: &[u8], at: usize) -> Option<u16> {
+    let pair = bytes.get(at..at + 2)?;
+    Some(u16::from_be_bytes([pair[0], pair[1]]))
+}
+
+fn read_u24(bytes: &[u8], at: usize) -> Option<usize> {
+    let triple = bytes.get(at..at + 3)?;
+    Some(usize::from(triple[0]) << 16 | usize::from(triple[1]) << 8 | usize::from(triple[2]))
+}
+
+/// (cipher suite, key_share group) of a ServerHello body.
+fn parse_server_hello(body: &[u8]) -> Option<(u16, Option<u16>)> {
+    // legacy_version(2) random(32) legacy_session_id<0..32>
+    let session_id_len = usize::from(*body.get(34)?);
+    let cipher_at = 35 + session_id_len;
+    let cipher = read_u16(body, cipher_at)?;
+    // cipher(2) legacy_compression_method(1) extensions<..>
+    let extensions = extensions_block(body, cipher_at + 3)?;
+    let group = find_extension(extensions, 51).and_then(|key_share| read_u16(key_share, 0));
+    Some((cipher, group))
+}
+
+fn extensions_block(bytes: &[u8], at: usize) -> Option<&[u8]> {
+    let len = usize::from(read_u16(bytes, at)?);
+    bytes.get(at + 2..at + 2 + len)
+}
+
+/// The data of extension `wanted` in a list of extensions.
+fn find_extension(mut extensions: &[u8], wanted: u16) -> Option<&[u8]> {
+    while extensions.len() >= 4 {
+        let kind = read_u16(extensions, 0)?;
+        let len = usize::from(read_u16(extensions, 2)?);
+        let data = extensions.get(4..4 + len)?;
+        if kind == wanted {
+            return Some(data);
+        }
+        extensions = &extensions[4 + len..];
+    }
+    None
+}
+
+/// The ALPN the server chose, from an EncryptedExtensions body.
+fn parse_alpn_from_extensions(body: &[u8]) -> Option<String> {
+    let extensions = extensions_block(body, 0)?;
+    let alpn = find_extension(extensions, 16)?;
+    // protocol_name_list<2..2^16-1> holding exactly one name<1..255>
+    let name_len = usize::from(*alpn.get(2)?);
+    let name = alpn.get(3..3 + name_len)?;
+    Some(String::from_utf8_lossy(name).into_owned())
+}
+
+/// How many certificates a TLS 1.3 Certificate body carries.
+fn count_certificates(body: &[u8]) -> Option<usize> {
+    let context_len = usize::from(*body.first()?);
+    let list_len = read_u24(body, 1 + context_len)?;
+    let mut list = body.get(4 + context_len..4 + context_len + list_len)?;
+    let mut count = 0;
+    while !list.is_empty() {
+        let cert_len = read_u24(list, 0)?;
+        let extensions_at = 3 + cert_len;
+        let extensions_len = usize::from(read_u16(list, extensions_at)?);
+        list = list.get(extensions_at + 2 + extensions_len..)?;
+        count += 1;
+    }
+    Some(count)
+}
+
+pub fn cipher_name(id: u16) -> String {
+    match id {
+        0x1301 => "TLS_AES_128_GCM_SHA256".into(),
+        0x1302 => "TLS_AES_256_GCM_SHA384".into(),
+        0x1303 => "TLS_CHACHA20_POLY1305_SHA256".into(),
+        other => format!("0x{other:04x}"),
+    }
+}
+
+pub fn group_name(id: u16) -> String {
+    match id {
+        0x0017 => "P-256".into(),
+        0x0018 => "P-384".into(),
+        0x0019 => "P-521".into(),
+        0x001d => "X25519".into(),
+        0x11ec => "X25519MLKEM768".into(),
+        0x6399 => "X25519Kyber768Draft00".into(),
+        other => format!("0x{other:04x}"),
+    }
+}
+
+pub fn signature_algorithm_name(id: u16) -> String {
+    match id {
+        0x0401 => "rsa_pkcs1_sha256".into(),
+        0x0501 => "rsa_pkcs1_sha384".into(),
+        0x0601 => "rsa_pkcs1_sha512".into(),
+        0x0403 => "ecdsa_secp256r1_sha256".into(),
+        0x0503 => "ecdsa_secp384r1_sha384".into(),
+        0x0603 => "ecdsa_secp521r1_sha512".into(),
+        0x0804 => "rsa_pss_rsae_sha256".into(),
+        0x0805 => "rsa_pss_rsae_sha384".into(),
+        0x0806 => "rsa_pss_rsae_sha512".into(),
+        0x0807 => "ed25519".into(),
+        other => format!("0x{other:04x}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(outgoing: bool, kind: u8, body: &[u8]) -> TlsMessage {
+        let len = body.len();
+        let mut bytes = vec![kind, (len >> 16) as u8, (len >> 8) as u8, len as u8];
+        bytes.extend_from_slice(body);
+        TlsMessage { outgoing, bytes }
+    }
+
+    #[test]
+    fn server_hello_gives_cipher_and_group() {
+        let mut body = vec![0x03, 0x03];
+        body.extend_from_slice(&[0u8; 32]);
+        body.push(0); // no session id
+        body.extend_from_slice(&[0x13, 0x01, 0x00]);
+        let key_share = [0x00, 0x33, 0x00, 0x04, 0x00, 0x1d, 0x00, 0x00];
+        body.extend_from_slice(&(key_share.len() as u16).to_be_bytes());
+        body.extend_from_slice(&key_share);
+        let stage = stage_of(&message(false, 2, &body), &[], None);
+        assert_eq!(
+            stage,
+            Some(Stage::ServerHello {
+                cipher: Some("TLS_AES_128_GCM_SHA256".into()),
+                group: Some("X25519".into()),
+            })
+        );
+    }
+
+    #[test]
+    fn truncated_messages_give_unknown_fields_not_panics() {
+        for kind in [2u8, 8, 11, 15] {
+            for len in 0..40 {
+                let body = vec![0xffu8; len];
+                let _ = stage_of(&message(false, kind, &body), &[], None);
+            }
+        }
+    }
+
+    #[test]
+    fn certificate_message_counts_entries() {
+        let mut list = Vec::new();
+        for cert_len in [3usize, 5] {
+            list.extend_from_slice(&[0, 0, cert_len as u8]);
+            list.extend(std::iter::repeat_n(0xaa, cert_len));
+            list.extend_from_slice(&[0, 0]);
+        }
+        let mut body = vec![0u8, 0, 0, list.len() as u8];
+        body.extend_from_slice(&list);
+        assert_eq!(count_certificates(&body), Some(2));
+    }
+}

@@ -1,0 +1,785 @@
+//! The reproduction lab: a quiche server that presents exactly the chain it
+//! is given, so that a failure seen in the field can be replayed against
+//! quicprobe, aioquic, msquic or any other client. It logs every handshake
+//! and every close it receives, so another client's behaviour can be read
+//! off it.
+//!
+//! Applications: hq-interop `GET /N` answers N bytes of a fixed pattern;
+//! h3 `GET /` a short text, `GET /bytes/N` N bytes.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token};
+use ring::hmac;
+use ring::rand::{SecureRandom, SystemRandom};
+
+use crate::alerts;
+
+/// The largest UDP payload the lab sends or expects.
+const MAX_DATAGRAM: usize = 1350;
+/// How often the loop looks at the stop flag when nothing else happens.
+const STOP_CHECK: Duration = Duration::from_millis(50);
+/// Bodies larger than this are refused, so a request cannot exhaust memory.
+const MAX_BODY: usize = 64 * 1024 * 1024;
+
+/// What the lab serves and where.
+#[derive(Debug, Clone)]
+pub struct LabSpec {
+    /// The chain exactly as it will be sent (PEM, first certificate = leaf).
+    pub chain: PathBuf,
+    pub key: PathBuf,
+    pub listen: SocketAddr,
+    /// ALPNs accepted, in preference order.
+    pub alpns: Vec<String>,
+    /// Send a Retry to every new client first (address validation).
+    pub retry: bool,
+}
+
+impl LabSpec {
+    /// The lab for a scenario folder of certs/.
+    pub fn for_scenario(dir: &Path, listen: SocketAddr) -> Self {
+        Self {
+            chain: dir.join("chain.pem"),
+            key: dir.join("key.pem"),
+            listen,
+            alpns: default_alpns(),
+            retry: false,
+        }
+    }
+}
+
+/// The ALPNs the lab speaks unless told otherwise.
+pub fn default_alpns() -> Vec<String> {
+    vec!["h3".into(), "hq-interop".into()]
+}
+
+/// Something the lab saw, in the order it saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LabEvent {
+    /// The handshake with `peer` completed.
+    HandshakeDone { peer: SocketAddr, alpn: String },
+    /// `peer` closed the connection with this CONNECTION_CLOSE.
+    CloseReceived {
+        peer: SocketAddr,
+        is_app: bool,
+        error_code: u64,
+        reason: String,
+    },
+    /// A request was answered.
+    Request {
+        peer: SocketAddr,
+        alpn: String,
+        path: String,
+        status: u16,
+        body_bytes: usize,
+    },
+    /// The connection is gone (`established`: whether its handshake completed).
+    Closed { peer: SocketAddr, established: bool },
+}
+
+impl std::fmt::Display for LabEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::HandshakeDone { peer, alpn } => {
+                write!(f, "{peer}: handshake done, ALPN {alpn}")
+            }
+            Self::CloseReceived {
+                peer,
+                is_app,
+                error_code,
+                reason,
+            } => write!(
+                f,
+                "{peer}: close received: {} 0x{error_code:x} ({}) reason {reason:?}",
+                if *is_app { "application" } else { "transport" },
+                if *is_app {
+                    "application error".to_owned()
+                } else {
+                    alerts::transport_error_name(*error_code)
+                }
+            ),
+            Self::Request {
+                peer,
+                alpn,
+                path,
+                status,
+                body_bytes,
+            } => write!(
+                f,
+                "{peer}: {alpn} GET {path} -> {status}, {body_bytes} bytes"
+            ),
+            Self::Closed { peer, established } => write!(
+                f,
+                "{peer}: connection closed{}",
+                if *established {
+                    ""
+                } else {
+                    " before the handshake completed"
+                }
+            ),
+        }
+    }
+}
+
+/// Why the lab could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: io::Error },
+    #[error("{path}: cannot load: {reason}")]
+    Certificate { path: PathBuf, reason: String },
+    #[error("QUIC configuration: {0}")]
+    Config(quiche::Error),
+    #[error("lab I/O: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// A lab running on its own thread. Dropping it stops it.
+pub struct LabHandle {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<Result<(), LabError>>>,
+    events: mpsc::Receiver<LabEvent>,
+}
+
+impl LabHandle {
+    /// The address it listens on (the real port when asked for port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The next event, waiting at most `timeout`.
+    pub fn next_event(&self, timeout: Duration) -> Option<LabEvent> {
+        self.events.recv_timeout(timeout).ok()
+    }
+
+    /// Waits up to `timeout` for an event `wanted` accepts; the others are dropped.
+    pub fn wait_for(
+        &self,
+        timeout: Duration,
+        wanted: impl Fn(&LabEvent) -> bool,
+    ) -> Option<LabEvent> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let event = self.next_event(left)?;
+            if wanted(&event) {
+                return Some(event);
+            }
+        }
+    }
+
+    /// Stops the lab and waits for its thread.
+    pub fn stop(mut self) -> Result<(), LabError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), LabError> {
+        self.stop.store(true, Ordering::SeqCst);
+        match self.thread.take() {
+            Some(thread) => thread.join().unwrap_or(Ok(())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for LabHandle {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+/// Starts a lab on its own thread; returns once it listens.
+pub fn spawn(spec: LabSpec) -> Result<LabHandle, LabError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (events_tx, events) = mpsc::channel();
+    let mut server = LabServer::bind(&spec)?;
+    let addr = server.local_addr()?;
+    let thread_stop = stop.clone();
+    let thread = thread::Builder::new()
+        .name("quicprobe-lab".into())
+        .spawn(move || {
+            server.run(&thread_stop, &mut |event| {
+                let _ = events_tx.send(event);
+            })
+        })?;
+    Ok(LabHandle {
+        addr,
+        stop,
+        thread: Some(thread),
+        events,
+    })
+}
+
+/// The server itself: one UDP socket, every client connection on it.
+pub struct LabServer {
+    poll: Poll,
+    socket: UdpSocket,
+    config: quiche::Config,
+    retry: bool,
+    connection_id_key: hmac::Key,
+    token_key: hmac::Key,
+    connections: HashMap<Vec<u8>, LabConnection>,
+}
+
+struct LabConnection {
+    conn: quiche::Connection,
+    peer: SocketAddr,
+    app: Option<LabApp>,
+    announced_established: bool,
+    announced_close: bool,
+}
+
+/// The application protocol a connection negotiated.
+enum LabApp {
+    Http3 {
+        h3: quiche::h3::Connection,
+        pending: HashMap<u64, PendingBody>,
+    },
+    HqInterop {
+        requests: HashMap<u64, Vec<u8>>,
+        pending: HashMap<u64, PendingBody>,
+    },
+}
+
+/// A response body not yet fully accepted by the stream.
+struct PendingBody {
+    body: Vec<u8>,
+    written: usize,
+}
+
+const SOCKET: Token = Token(0);
+
+impl LabServer {
+    /// Binds the socket and loads the chain and key.
+    pub fn bind(spec: &LabSpec) -> Result<Self, LabError> {
+        let config = server_config(spec)?;
+        let socket = UdpSocket::bind(spec.listen).map_err(|source| LabError::Listen {
+            addr: spec.listen,
+            source,
+        })?;
+        let poll = Poll::new()?;
+        let mut server = Self {
+            poll,
+            socket,
+            config,
+            retry: spec.retry,
+            connection_id_key: random_hmac_key()?,
+            token_key: random_hmac_key()?,
+            connections: HashMap::new(),
+        };
+        server
+            .poll
+            .registry()
+            .register(&mut server.socket, SOCKET, Interest::READABLE)?;
+        Ok(server)
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// Serves until `stop` is set, reporting what happens to `on_event`.
+    pub fn run(
+        &mut self,
+        stop: &AtomicBool,
+        on_event: &mut dyn FnMut(LabEvent),
+    ) -> Result<(), LabError> {
+        let mut events = Events::with_capacity(64);
+        while !stop.load(Ordering::SeqCst) {
+            let timeout = self
+                .next_timeout()
+                .map_or(STOP_CHECK, |t| t.min(STOP_CHECK));
+            match self.poll.poll(&mut events, Some(timeout)) {
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                other => other?,
+            }
+            self.fire_timers();
+            self.recv_all(on_event)?;
+            self.flush_sends();
+            self.collect_closed(on_event);
+        }
+        Ok(())
+    }
+
+    fn next_timeout(&self) -> Option<Duration> {
+        self.connections
+            .values()
+            .filter_map(|c| c.conn.timeout())
+            .min()
+    }
+
+    fn fire_timers(&mut self) {
+        for connection in self.connections.values_mut() {
+            if connection.conn.timeout() == Some(Duration::ZERO) {
+                connection.conn.on_timeout();
+            }
+        }
+    }
+
+    fn recv_all(&mut self, on_event: &mut dyn FnMut(LabEvent)) -> Result<(), LabError> {
+        let mut buf = vec![0u8; 65535];
+        loop {
+            let (len, from) = match self.socket.recv_from(&mut buf) {
+                Ok(received) => received,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                // An ICMP error from an earlier send: not fatal to a server.
+                Err(error) if error.kind() == io::ErrorKind::ConnectionRefused => continue,
+                Err(error) => return Err(error.into()),
+            };
+            self.handle_datagram(&mut buf[..len], from, on_event);
+        }
+    }
+
+    fn handle_datagram(
+        &mut self,
+        packet: &mut [u8],
+        from: SocketAddr,
+        on_event: &mut dyn FnMut(LabEvent),
+    ) {
+        let Ok(header) = quiche::Header::from_slice(packet, quiche::MAX_CONN_ID_LEN) else {
+            log::debug!("lab: {from}: not a QUIC packet, dropped");
+            return;
+        };
+        let id = self.connection_id_for(&header.dcid);
+        let key = if self.connections.contains_key(header.dcid.as_ref()) {
+            header.dcid.to_vec()
+        } else if self.connections.contains_key(&id) {
+            id
+        } else {
+            match self.accept(&header, from) {
+                Some(id) => id,
+                None => return,
+            }
+        };
+        let local = self.socket.local_addr().unwrap_or(from);
+        let Some(connection) = self.connections.get_mut(&key) else {
+            return;
+        };
+        let info = quiche::RecvInfo { from, to: local };
+        if let Err(error) = connection.conn.recv(packet, info) {
+            log::debug!("lab: {from}: recv: {error}");
+        }
+        connection.after_recv(on_event);
+    }
+
+    /// Connection IDs derived from the client's first DCID, so that a
+    /// repeated Initial finds the connection it already created.
+    fn connection_id_for(&self, dcid: &[u8]) -> Vec<u8> {
+        let tag = hmac::sign(&self.connection_id_key, dcid);
+        tag.as_ref()[..quiche::MAX_CONN_ID_LEN].to_vec()
+    }
+
+    /// A new client: version negotiation, Retry, or a new connection.
+    fn accept(&mut self, header: &quiche::Header, from: SocketAddr) -> Option<Vec<u8>> {
+        if header.ty != quiche::Type::Initial {
+            log::debug!(
+                "lab: {from}: unknown connection, {:?} packet dropped",
+                header.ty
+            );
+            return None;
+        }
+        let mut out = [0u8; MAX_DATAGRAM];
+        if !quiche::version_is_supported(header.version) {
+            let len = quiche::negotiate_version(&header.scid, &header.dcid, &mut out).ok()?;
+            self.send_datagram(&out[..len], from);
+            return None;
+        }
+        let scid_bytes = self.connection_id_for(&header.dcid);
+        let scid = quiche::ConnectionId::from_ref(&scid_bytes);
+        let original_dcid = if self.retry {
+            match self.validate_token(header, from) {
+                Some(odcid) => Some(odcid),
+                None => {
+                    self.send_retry(header, &scid, from);
+                    return None;
+                }
+            }
+        } else {
+            None
+        };
+        let local = self.socket.local_addr().ok()?;
+        let odcid = original_dcid.as_deref().map(quiche::ConnectionId::from_ref);
+        let conn = quiche::accept(&scid, odcid.as_ref(), local, from, &mut self.config)
+            .map_err(|error| log::warn!("lab: {from}: accept: {error}"))
+            .ok()?;
+        log::debug!("lab: {from}: new connection {}", hex(&scid_bytes));
+        self.connections.insert(
+            scid_bytes.clone(),
+            LabConnection {
+                conn,
+                peer: from,
+                app: None,
+                announced_established: false,
+                announced_close: false,
+            },
+        );
+        Some(scid_bytes)
+    }
+
+    fn send_retry(&mut self, header: &quiche::Header, scid: &quiche::ConnectionId, to: SocketAddr) {
+        let token = self.mint_token(header, to);
+        let mut out = [0u8; MAX_DATAGRAM];
+        match quiche::retry(
+            &header.scid,
+            &header.dcid,
+            scid,
+            &token,
+            header.version,
+            &mut out,
+        ) {
+            Ok(len) => {
+                log::debug!("lab: {to}: Retry sent");
+                self.send_datagram(&out[..len], to);
+            }
+            Err(error) => log::warn!("lab: {to}: cannot make a Retry: {error}"),
+        }
+    }
+
+    /// Token = MAC(address, original DCID) || original DCID.
+    fn mint_token(&self, header: &quiche::Header, peer: SocketAddr) -> Vec<u8> {
+        let mut token = self.token_tag(peer, &header.dcid);
+        token.extend_from_slice(&header.dcid);
+        token
+    }
+
+    fn validate_token(&self, header: &quiche::Header, peer: SocketAddr) -> Option<Vec<u8>> {
+        let token = header.token.as_deref().filter(|t| t.len() > 32)?;
+        let (tag, odcid) = token.split_at(32);
+        (self.token_tag(peer, odcid) == tag).then(|| odcid.to_vec())
+    }
+
+    fn token_tag(&self, peer: SocketAddr, odcid: &[u8]) -> Vec<u8> {
+        let mut context = hmac::Context::with_key(&self.token_key);
+        context.update(peer.to_string().as_bytes());
+        context.update(odcid);
+        context.sign().as_ref()[..32].to_vec()
+    }
+
+    fn flush_sends(&mut self) {
+        let mut out = [0u8; MAX_DATAGRAM];
+        let mut datagrams = Vec::new();
+        for connection in self.connections.values_mut() {
+            loop {
+                match connection.conn.send(&mut out) {
+                    Ok((len, info)) => datagrams.push((out[..len].to_vec(), info.to)),
+                    Err(quiche::Error::Done) => break,
+                    Err(error) => {
+                        log::debug!("lab: {}: send: {error}", connection.peer);
+                        let _ = connection.conn.close(false, 0x1, b"send failed");
+                        break;
+                    }
+                }
+            }
+        }
+        for (datagram, to) in datagrams {
+            self.send_datagram(&datagram, to);
+        }
+    }
+
+    fn send_datagram(&self, datagram: &[u8], to: SocketAddr) {
+        if let Err(error) = self.socket.send_to(datagram, to) {
+            // A full socket buffer loses this datagram; QUIC recovers.
+            log::debug!("lab: {to}: send_to: {error}");
+        }
+    }
+
+    fn collect_closed(&mut self, on_event: &mut dyn FnMut(LabEvent)) {
+        self.connections.retain(|_, connection| {
+            connection.announce_peer_close(on_event);
+            if !connection.conn.is_closed() {
+                return true;
+            }
+            let event = LabEvent::Closed {
+                peer: connection.peer,
+                established: connection.announced_established,
+            };
+            log::info!("lab: {event}");
+            on_event(event);
+            false
+        });
+    }
+}
+
+impl LabConnection {
+    fn after_recv(&mut self, on_event: &mut dyn FnMut(LabEvent)) {
+        if self.conn.is_established() && !self.announced_established {
+            self.announced_established = true;
+            let alpn = String::from_utf8_lossy(self.conn.application_proto()).into_owned();
+            let event = LabEvent::HandshakeDone {
+                peer: self.peer,
+                alpn: alpn.clone(),
+            };
+            log::info!("lab: {event}");
+            on_event(event);
+            self.app = start_app(&mut self.conn, &alpn);
+        }
+        self.announce_peer_close(on_event);
+        if let Some(app) = self.app.as_mut() {
+            app.serve(&mut self.conn, self.peer, on_event);
+        }
+    }
+
+    fn announce_peer_close(&mut self, on_event: &mut dyn FnMut(LabEvent)) {
+        if self.announced_close {
+            return;
+        }
+        let Some(error) = self.conn.peer_error() else {
+            return;
+        };
+        self.announced_close = true;
+        let event = LabEvent::CloseReceived {
+            peer: self.peer,
+            is_app: error.is_app,
+            error_code: error.error_code,
+            reason: String::from_utf8_lossy(&error.reason).into_owned(),
+        };
+        log::info!("lab: {event}");
+        on_event(event);
+    }
+}
+
+fn start_app(conn: &mut quiche::Connection, alpn: &str) -> Option<LabApp> {
+    match alpn {
+        "h3" => {
+            let config = quiche::h3::Config::new().ok()?;
+            let h3 = quiche::h3::Connection::with_transport(conn, &config)
+                .map_err(|error| log::warn!("lab: h3 setup: {error}"))
+                .ok()?;
+            Some(LabApp::Http3 {
+                h3,
+                pending: HashMap::new(),
+            })
+        }
+        "hq-interop" => Some(LabApp::HqInterop {
+            requests: HashMap::new(),
+            pending: HashMap::new(),
+        }),
+        _ => None,
+    }
+}
+
+impl LabApp {
+    fn serve(
+        &mut self,
+        conn: &mut quiche::Connection,
+        peer: SocketAddr,
+        on_event: &mut dyn FnMut(LabEvent),
+    ) {
+        match self {
+            Self::Http3 { h3, pending } => serve_h3(h3, pending, conn, peer, on_event),
+            Self::HqInterop { requests, pending } => {
+                serve_hq(requests, pending, conn, peer, on_event)
+            }
+        }
+    }
+}
+
+fn serve_h3(
+    h3: &mut quiche::h3::Connection,
+    pending: &mut HashMap<u64, PendingBody>,
+    conn: &mut quiche::Connection,
+    peer: SocketAddr,
+    on_event: &mut dyn FnMut(LabEvent),
+) {
+    use quiche::h3::NameValue;
+    loop {
+        match h3.poll(conn) {
+            Ok((stream_id, quiche::h3::Event::Headers { list, .. })) => {
+                let path = list
+                    .iter()
+                    .find(|h| h.name() == b":path")
+                    .map(|h| String::from_utf8_lossy(h.value()).into_owned())
+                    .unwrap_or_default();
+                let (status, body) = h3_response(&path);
+                let headers = [
+                    quiche::h3::Header::new(b":status", status.to_string().as_bytes()),
+                    quiche::h3::Header::new(b"server", b"quicprobe-lab"),
+                    quiche::h3::Header::new(b"content-length", body.len().to_string().as_bytes()),
+                ];
+                if h3.send_response(conn, stream_id, &headers, false).is_err() {
+                    continue;
+                }
+                let event = LabEvent::Request {
+                    peer,
+                    alpn: "h3".into(),
+                    path,
+                    status,
+                    body_bytes: body.len(),
+                };
+                log::info!("lab: {event}");
+                on_event(event);
+                pending.insert(stream_id, PendingBody { body, written: 0 });
+            }
+            Ok(_) => {}
+            Err(quiche::h3::Error::Done) => break,
+            Err(error) => {
+                log::debug!("lab: {peer}: h3: {error}");
+                break;
+            }
+        }
+    }
+    pending.retain(|stream_id, body| {
+        while body.written < body.body.len() {
+            match h3.send_body(conn, *stream_id, &body.body[body.written..], true) {
+                Ok(n) if n > 0 => body.written += n,
+                _ => return true,
+            }
+        }
+        if body.body.is_empty() {
+            let _ = h3.send_body(conn, *stream_id, b"", true);
+        }
+        false
+    });
+}
+
+/// h3 routes: `/` a short text, `/bytes/N` N bytes, anything else 404.
+fn h3_response(path: &str) -> (u16, Vec<u8>) {
+    if path == "/" {
+        return (200, b"quicprobe lab: hello over HTTP/3\n".to_vec());
+    }
+    match path
+        .strip_prefix("/bytes/")
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        Some(n) if n <= MAX_BODY => (200, pattern(n)),
+        Some(_) => (413, b"too large\n".to_vec()),
+        None => (404, b"not found\n".to_vec()),
+    }
+}
+
+fn serve_hq(
+    requests: &mut HashMap<u64, Vec<u8>>,
+    pending: &mut HashMap<u64, PendingBody>,
+    conn: &mut quiche::Connection,
+    peer: SocketAddr,
+    on_event: &mut dyn FnMut(LabEvent),
+) {
+    let mut buf = [0u8; 4096];
+    let readable: Vec<u64> = conn.readable().collect();
+    for stream_id in readable {
+        while let Ok((len, fin)) = conn.stream_recv(stream_id, &mut buf) {
+            let request = requests.entry(stream_id).or_default();
+            if request.len() < 8192 {
+                request.extend_from_slice(&buf[..len]);
+            }
+            if !fin {
+                continue;
+            }
+            let request = requests.remove(&stream_id).unwrap_or_default();
+            let path = hq_path(&request);
+            let body = path
+                .trim_start_matches('/')
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n <= MAX_BODY)
+                .map(pattern)
+                .unwrap_or_default();
+            let event = LabEvent::Request {
+                peer,
+                alpn: "hq-interop".into(),
+                path,
+                status: 200,
+                body_bytes: body.len(),
+            };
+            log::info!("lab: {event}");
+            on_event(event);
+            pending.insert(stream_id, PendingBody { body, written: 0 });
+        }
+    }
+    pending.retain(|stream_id, body| loop {
+        let rest = &body.body[body.written..];
+        match conn.stream_send(*stream_id, rest, true) {
+            Ok(n) => {
+                body.written += n;
+                if body.written == body.body.len() {
+                    return false;
+                }
+                if n == 0 {
+                    return true;
+                }
+            }
+            Err(_) => return false,
+        }
+    });
+}
+
+/// `GET /path` (HTTP/0.9) -> "/path".
+fn hq_path(request: &[u8]) -> String {
+    let line = String::from_utf8_lossy(request);
+    line.lines()
+        .next()
+        .and_then(|l| l.strip_prefix("GET "))
+        .map(|p| p.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// N bytes of a fixed, recognisable pattern.
+pub fn pattern(n: usize) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    (0..n).map(|i| ALPHABET[i % ALPHABET.len()]).collect()
+}
+
+fn server_config(spec: &LabSpec) -> Result<quiche::Config, LabError> {
+    let mut config = quiche::Config::new(quiche::PROTOCOL_VERSION).map_err(LabError::Config)?;
+    load_pem(&spec.chain, |path| {
+        config.load_cert_chain_from_pem_file(path)
+    })?;
+    load_pem(&spec.key, |path| config.load_priv_key_from_pem_file(path))?;
+    let alpns: Vec<&[u8]> = spec.alpns.iter().map(|a| a.as_bytes()).collect();
+    config
+        .set_application_protos(&alpns)
+        .map_err(LabError::Config)?;
+    config.set_max_idle_timeout(10_000);
+    config.set_max_recv_udp_payload_size(MAX_DATAGRAM);
+    config.set_max_send_udp_payload_size(MAX_DATAGRAM);
+    config.set_initial_max_data(100_000_000);
+    config.set_initial_max_stream_data_bidi_local(10_000_000);
+    config.set_initial_max_stream_data_bidi_remote(10_000_000);
+    config.set_initial_max_stream_data_uni(10_000_000);
+    config.set_initial_max_streams_bidi(100);
+    config.set_initial_max_streams_uni(100);
+    config.set_disable_active_migration(true);
+    Ok(config)
+}
+
+/// Runs a quiche loader on a file, turning its bare `TlsFail` into a sentence.
+fn load_pem(
+    path: &Path,
+    load: impl FnOnce(&str) -> Result<(), quiche::Error>,
+) -> Result<(), LabError> {
+    let text = path.to_str().ok_or_else(|| LabError::Certificate {
+        path: path.to_owned(),
+        reason: "the path is not UTF-8".into(),
+    })?;
+    if !path.is_file() {
+        return Err(LabError::Certificate {
+            path: path.to_owned(),
+            reason: "no such file".into(),
+        });
+    }
+    load(text).map_err(|_| LabError::Certificate {
+        path: path.to_owned(),
+        reason: "not a PEM certificate chain or private key BoringSSL accepts".into(),
+    })
+}
+
+fn random_hmac_key() -> Result<hmac::Key, LabError> {
+    let rng = SystemRandom::new();
+    let mut seed = [0u8; 32];
+    rng.fill(&mut seed)
+        .map_err(|_| io::Error::other("no randomness"))?;
+    Ok(hmac::Key::new(hmac::HMAC_SHA256, &seed))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

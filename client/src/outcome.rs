@@ -1,0 +1,317 @@
+//! How a connection attempt ended, in words, as JSON and as an exit code.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use quicprobe_verifier::{Analysis, CheckedChain};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::alerts::{self, tls_alert_name};
+use crate::exit;
+use crate::handshake::{Stage, StageEvent};
+use crate::target::Target;
+
+/// The ways a connection attempt ends, each with curl's exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeKind {
+    Ok,
+    VerificationFailed,
+    HandshakeFailed,
+    Timeout,
+    Refused,
+}
+
+impl OutcomeKind {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Self::Ok => exit::OK,
+            Self::VerificationFailed => exit::VERIFICATION_FAILED,
+            Self::HandshakeFailed => exit::HANDSHAKE_FAILED,
+            Self::Timeout => exit::TIMEOUT,
+            Self::Refused => exit::REFUSED,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::VerificationFailed => "verification_failed",
+            Self::HandshakeFailed => "handshake_failed",
+            Self::Timeout => "timeout",
+            Self::Refused => "refused",
+        }
+    }
+}
+
+/// A CONNECTION_CLOSE, sent or received.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Close {
+    /// "client" or "server".
+    pub sent_by: &'static str,
+    pub is_app: bool,
+    pub error_code: u64,
+    pub reason: String,
+    /// The TLS alert of a CRYPTO_ERROR (0x100 + alert).
+    pub tls_alert: Option<u8>,
+}
+
+impl Close {
+    pub fn from_error(sent_by: &'static str, error: &quiche::ConnectionError) -> Self {
+        Self {
+            sent_by,
+            is_app: error.is_app,
+            error_code: error.error_code,
+            reason: String::from_utf8_lossy(&error.reason).into_owned(),
+            tls_alert: (!error.is_app)
+                .then(|| alerts::tls_alert_of(error.error_code))
+                .flatten(),
+        }
+    }
+
+    /// e.g. `0x12a CRYPTO_ERROR (TLS alert 42 bad_certificate), reason "..."`.
+    pub fn describe(&self) -> String {
+        let name = if self.is_app {
+            "application error".to_owned()
+        } else {
+            alerts::transport_error_name(self.error_code)
+        };
+        let reason = if self.reason.is_empty() {
+            "no reason given".to_owned()
+        } else {
+            format!("reason {:?}", self.reason)
+        };
+        format!("0x{:x} {name}, {reason}", self.error_code)
+    }
+}
+
+/// Negotiated TLS parameters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TlsSummary {
+    pub cipher: Option<String>,
+    pub group: Option<String>,
+    pub sig_alg: Option<String>,
+}
+
+/// Traffic and path figures at the end.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Stats {
+    pub rtt_ms: f64,
+    pub sent_bytes: u64,
+    pub recv_bytes: u64,
+    pub sent_packets: usize,
+    pub recv_packets: usize,
+    pub lost: usize,
+}
+
+/// Everything known about one finished connection attempt.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub kind: OutcomeKind,
+    pub target: String,
+    pub addr: SocketAddr,
+    /// Our source connection ID, hex (aioquic's trace shows its first 8 bytes).
+    pub connection_id: String,
+    pub stages: Vec<StageEvent>,
+    pub checked: Option<CheckedChain>,
+    /// The verifier's explanation of the chain, filled in by the caller.
+    pub analysis: Option<Analysis>,
+    pub close: Option<Close>,
+    pub alpn: Option<String>,
+    pub quic_version: String,
+    pub tls: TlsSummary,
+    pub stats: Stats,
+    pub elapsed: Duration,
+    /// Milliseconds to the completed handshake, when it completed.
+    pub handshake_ms: Option<f64>,
+    /// One sentence saying what happened.
+    pub explanation: String,
+}
+
+impl Outcome {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        kind: OutcomeKind,
+        target: &Target,
+        addr: SocketAddr,
+        stages: Vec<StageEvent>,
+        checked: Option<CheckedChain>,
+        close: Option<Close>,
+        conn: &quiche::Connection,
+        elapsed: Duration,
+    ) -> Self {
+        let alpn = (!conn.application_proto().is_empty())
+            .then(|| String::from_utf8_lossy(conn.application_proto()).into_owned());
+        let handshake_ms = stages
+            .iter()
+            .find(|s| s.stage == Stage::ClientFinishedSent)
+            .map(|s| s.t_ms);
+        let mut outcome = Self {
+            kind,
+            target: format!("{}:{}", target.host, target.port),
+            addr,
+            connection_id: conn
+                .source_id()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+            tls: tls_summary(&stages),
+            stats: stats_of(conn),
+            stages,
+            checked,
+            analysis: None,
+            close,
+            alpn,
+            quic_version: "0x00000001".into(),
+            elapsed,
+            handshake_ms,
+            explanation: String::new(),
+        };
+        outcome.explanation = outcome.explain();
+        outcome
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        self.kind.exit_code()
+    }
+
+    /// The last stage reached.
+    pub fn last_stage(&self) -> Option<&Stage> {
+        self.stages.last().map(|s| &s.stage)
+    }
+
+    fn explain(&self) -> String {
+        match self.kind {
+            OutcomeKind::Ok => format!(
+                "handshake complete{}",
+                self.alpn
+                    .as_deref()
+                    .map_or_else(String::new, |a| format!(", ALPN {a}"))
+            ),
+            OutcomeKind::VerificationFailed => format!(
+                "SSL certificate problem: {}",
+                self.checked.as_ref().map_or("rejected", |c| c.reason())
+            ),
+            OutcomeKind::Refused => format!(
+                "connection refused: nothing listens on UDP {} (ICMP port unreachable)",
+                self.addr
+            ),
+            OutcomeKind::Timeout => self.explain_timeout(),
+            OutcomeKind::HandshakeFailed => self.explain_close(),
+        }
+    }
+
+    fn explain_timeout(&self) -> String {
+        let waited = format!("{:.1} s", self.elapsed.as_secs_f64());
+        match self.last_stage() {
+            None | Some(Stage::ClientHelloSent { .. }) => format!(
+                "no answer to the Initial after {waited}: nothing listens on UDP {} or UDP is blocked",
+                self.addr
+            ),
+            Some(stage) => format!(
+                "the handshake stalled after {} ({waited})",
+                stage.name()
+            ),
+        }
+    }
+
+    fn explain_close(&self) -> String {
+        let Some(close) = &self.close else {
+            return "the connection closed before the handshake completed, without a \
+                    CONNECTION_CLOSE (a stateless reset, or the server dropped it)"
+                .into();
+        };
+        if close.sent_by == "server" && close.tls_alert == Some(120) {
+            return format!(
+                "server refused ALPN; offered {} ({})",
+                self.offered_alpns().join(","),
+                close.describe()
+            );
+        }
+        match (close.sent_by, close.tls_alert) {
+            ("server", Some(alert)) => format!(
+                "the server closed the connection with TLS alert {alert} {} ({})",
+                tls_alert_name(alert),
+                close.describe()
+            ),
+            (by, _) => format!("the {by} closed the connection: {}", close.describe()),
+        }
+    }
+
+    fn offered_alpns(&self) -> Vec<String> {
+        self.stages
+            .iter()
+            .find_map(|s| match &s.stage {
+                Stage::ClientHelloSent { alpns, .. } => Some(alpns.clone()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    /// The outcome as one JSON object; the documented fields are a contract.
+    pub fn to_json(&self) -> Value {
+        let mut value = json!({
+            "exit_code": self.exit_code(),
+            "outcome": self.kind.name(),
+            "explanation": self.explanation,
+            "target": self.target,
+            "address": self.addr.to_string(),
+            "close": self.close,
+            "stages": self.stages,
+            "alpn": self.alpn,
+            "quic_version": self.quic_version,
+            "tls": self.tls,
+            "stats": self.stats,
+            "handshake_ms": self.handshake_ms,
+            "elapsed_ms": self.elapsed.as_secs_f64() * 1000.0,
+            "verdict": Value::Null,
+            "chain": Value::Null,
+            "accepted_by": Value::Null,
+            "diagnosis": Value::Null,
+        });
+        if let (Some(analysis), Some(object)) = (&self.analysis, value.as_object_mut()) {
+            if let Ok(Value::Object(fields)) = serde_json::to_value(analysis) {
+                for key in ["verdict", "chain", "warnings", "accepted_by", "diagnosis"] {
+                    if let Some(field) = fields.get(key) {
+                        object.insert(key.into(), field.clone());
+                    }
+                }
+            }
+        }
+        value
+    }
+}
+
+fn tls_summary(stages: &[StageEvent]) -> TlsSummary {
+    let mut tls = TlsSummary::default();
+    for event in stages {
+        match &event.stage {
+            Stage::ServerHello { cipher, group } => {
+                tls.cipher.clone_from(cipher);
+                tls.group.clone_from(group);
+            }
+            Stage::CertificateVerify {
+                signature_algorithm,
+            } => tls.sig_alg.clone_from(signature_algorithm),
+            _ => {}
+        }
+    }
+    tls
+}
+
+fn stats_of(conn: &quiche::Connection) -> Stats {
+    let stats = conn.stats();
+    let rtt = conn
+        .path_stats()
+        .next()
+        .map_or(Duration::ZERO, |path| path.rtt);
+    Stats {
+        rtt_ms: rtt.as_secs_f64() * 1000.0,
+        sent_bytes: stats.sent_bytes,
+        recv_bytes: stats.recv_bytes,
+        sent_packets: stats.sent,
+        recv_packets: stats.recv,
+        lost: stats.lost,
+    }
+}

@@ -1,0 +1,476 @@
+//! One connection attempt: a quiche client connection on its own UDP
+//! socket, the stages it reached, the verdict on the server's chain, and how
+//! it ended. The event loop drives it; it never blocks.
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::UdpSocket;
+use quicprobe_verifier::{CheckedChain, PeerName, VerdictSlot};
+
+use crate::handshake::{drain_messages, stage_of, Stage, StageEvent, Traffic};
+use crate::outcome::{Close, Outcome, OutcomeKind};
+use crate::target::Target;
+
+/// The largest UDP payload quicprobe sends or expects.
+pub const MAX_DATAGRAM: usize = 1350;
+/// How long to wait for HANDSHAKE_DONE once the handshake is complete.
+const HANDSHAKE_DONE_GRACE: Duration = Duration::from_secs(2);
+
+/// What each connection of a run shares.
+#[derive(Debug, Clone)]
+pub struct ProbeSettings {
+    pub alpns: Vec<String>,
+    pub sni: Option<String>,
+    pub timeout: Duration,
+    pub keylog: Option<PathBuf>,
+    pub qlog_dir: Option<PathBuf>,
+}
+
+/// A connection attempt in flight or finished.
+pub struct Probe {
+    pub target: Target,
+    pub addr: SocketAddr,
+    pub socket: UdpSocket,
+    conn: quiche::Connection,
+    peer_name: PeerName,
+    sni: Option<String>,
+    alpns: Vec<String>,
+    started: Instant,
+    deadline: Instant,
+    stages: Vec<StageEvent>,
+    checked: Option<CheckedChain>,
+    refused: bool,
+    established_at: Option<Instant>,
+    handshake_done: Arc<AtomicBool>,
+    /// Set once quicprobe has decided to close; the probe ends when the
+    /// CONNECTION_CLOSE has gone out.
+    closing: Option<CloseReason>,
+    close_sent: bool,
+    finished: Option<Outcome>,
+    scid_hex: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CloseReason {
+    Rejected,
+    Done,
+}
+
+impl Probe {
+    /// Opens the socket and creates the quiche connection. Nothing is sent yet.
+    pub fn start(
+        target: Target,
+        addr: SocketAddr,
+        config: &mut quiche::Config,
+        settings: &ProbeSettings,
+    ) -> io::Result<Self> {
+        let bind: SocketAddr = if addr.is_ipv4() {
+            "0.0.0.0:0".parse().expect("literal")
+        } else {
+            "[::]:0".parse().expect("literal")
+        };
+        let socket = UdpSocket::bind(bind)?;
+        // Connected, so that an ICMP port unreachable comes back as ECONNREFUSED.
+        socket.connect(addr)?;
+        let local = socket.local_addr()?;
+        let scid = random_connection_id()?;
+        let sni = settings.sni.clone().or_else(|| target.default_sni());
+        let conn = quiche::connect(
+            sni.as_deref(),
+            &quiche::ConnectionId::from_ref(&scid),
+            local,
+            addr,
+            config,
+        )
+        .map_err(|error| io::Error::other(format!("QUIC connect: {error}")))?;
+        let started = Instant::now();
+        let handshake_done = Arc::new(AtomicBool::new(false));
+        let mut probe = Self {
+            peer_name: target.peer_name(),
+            target,
+            addr,
+            socket,
+            conn,
+            sni,
+            alpns: settings.alpns.clone(),
+            started,
+            deadline: started + settings.timeout,
+            stages: Vec::new(),
+            checked: None,
+            refused: false,
+            established_at: None,
+            handshake_done: handshake_done.clone(),
+            closing: None,
+            close_sent: false,
+            finished: None,
+            scid_hex: hex(&scid),
+        };
+        probe.attach_keylog(settings.keylog.as_ref());
+        probe.attach_qlog(settings.qlog_dir.as_ref(), handshake_done);
+        Ok(probe)
+    }
+
+    fn attach_keylog(&mut self, keylog: Option<&PathBuf>) {
+        let Some(path) = keylog else { return };
+        match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            Ok(file) => self.conn.set_keylog(Box::new(file)),
+            Err(error) => log::warn!("keylog {}: {error}", path.display()),
+        }
+    }
+
+    /// quiche's qlog, always on: it is where the HANDSHAKE_DONE frame can be
+    /// seen (quiche does not expose it), and it is teed to a file on request.
+    fn attach_qlog(&mut self, dir: Option<&PathBuf>, handshake_done: Arc<AtomicBool>) {
+        let file = dir.and_then(|dir| {
+            let path = dir.join(format!("quicprobe-{}.sqlog", self.scid_hex));
+            std::fs::File::create(&path)
+                .map_err(|error| log::warn!("qlog {}: {error}", path.display()))
+                .ok()
+        });
+        let tap = QlogTap {
+            file,
+            line: Vec::new(),
+            handshake_done,
+        };
+        self.conn.set_qlog(
+            Box::new(tap),
+            "quicprobe".into(),
+            format!(
+                "quicprobe connect {}:{}",
+                self.target.host, self.target.port
+            ),
+        );
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.finished.is_some()
+    }
+
+    pub fn take_outcome(&mut self) -> Option<Outcome> {
+        self.finished.take()
+    }
+
+    /// When quiche's next timer fires, or the handshake deadline, whichever is first.
+    pub fn next_wakeup(&self) -> Instant {
+        let now = Instant::now();
+        let quic = self.conn.timeout().map_or(self.deadline, |t| now + t);
+        quic.min(self.deadline)
+    }
+
+    /// Reads every datagram waiting on the socket into quiche.
+    pub fn recv_all(&mut self, slot: &VerdictSlot) {
+        let mut buf = [0u8; 65535];
+        loop {
+            match self.socket.recv(&mut buf) {
+                Ok(len) => self.recv_datagram(&mut buf[..len], slot),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) if error.kind() == io::ErrorKind::ConnectionRefused => {
+                    self.refused = true;
+                    return;
+                }
+                Err(error) => {
+                    log::debug!("{}: recv: {error}", self.addr);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn recv_datagram(&mut self, datagram: &mut [u8], slot: &VerdictSlot) {
+        self.note_long_header(datagram);
+        let local = self.socket.local_addr().unwrap_or(self.addr);
+        let info = quiche::RecvInfo {
+            from: self.addr,
+            to: local,
+        };
+        slot.expect_name(Some(self.peer_name.clone()));
+        let result = self.conn.recv(datagram, info);
+        let verdict = slot.take();
+        self.record_tls_messages(verdict);
+        if let Err(error) = result {
+            log::debug!("{}: quiche recv: {error}", self.addr);
+        }
+        if self.conn.is_established() && self.established_at.is_none() {
+            self.established_at = Some(Instant::now());
+        }
+    }
+
+    /// Retry and version negotiation are visible only in the packet header.
+    fn note_long_header(&mut self, datagram: &[u8]) {
+        let mut copy = datagram.to_vec();
+        let Ok(header) = quiche::Header::from_slice(&mut copy, quiche::MAX_CONN_ID_LEN) else {
+            return;
+        };
+        match header.ty {
+            quiche::Type::Retry => self.push_stage(Stage::Retry),
+            quiche::Type::VersionNegotiation => {
+                let offered = header
+                    .versions
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|v| format!("0x{v:08x}"))
+                    .collect();
+                self.push_stage(Stage::VersionNegotiation { offered });
+            }
+            _ => {}
+        }
+    }
+
+    /// Turns the TLS messages and the verdict of the last call into stages,
+    /// the verdict right after the Certificate it judged.
+    fn record_tls_messages(&mut self, verdict: Option<CheckedChain>) {
+        let mut verdict = verdict;
+        for message in drain_messages() {
+            let Some(stage) = stage_of(&message, &self.alpns, self.sni.as_deref()) else {
+                continue;
+            };
+            if self.chain_rejected() {
+                // BoringSSL reads CertificateVerify before it asks for the
+                // verdict; after a rejection it is never processed.
+                continue;
+            }
+            let is_certificate = matches!(stage, Stage::Certificate { .. });
+            let stage = self.with_transport_parameters(stage);
+            self.push_stage(stage);
+            if is_certificate {
+                if let Some(checked) = verdict.take() {
+                    self.record_verdict(checked);
+                }
+            }
+        }
+        if let Some(checked) = verdict {
+            self.record_verdict(checked);
+        }
+    }
+
+    fn chain_rejected(&self) -> bool {
+        self.checked.as_ref().is_some_and(|c| !c.verdict.accepted)
+    }
+
+    fn with_transport_parameters(&self, stage: Stage) -> Stage {
+        match stage {
+            Stage::EncryptedExtensions { alpn, .. } => Stage::EncryptedExtensions {
+                alpn,
+                transport_parameters: self.conn.peer_transport_params().map(summarise_params),
+            },
+            other => other,
+        }
+    }
+
+    fn record_verdict(&mut self, checked: CheckedChain) {
+        self.push_stage(Stage::Verdict {
+            accepted: checked.verdict.accepted,
+            x509_error: checked.verdict.x509_error,
+            reason: checked.reason().to_owned(),
+        });
+        if let (Some(code), false) = (checked.quic_error_code(), checked.verdict.accepted) {
+            // As aioquic does: a transport CONNECTION_CLOSE with 0x100 + alert
+            // and the verdict's text as the reason phrase.
+            let _ = self.conn.close(false, code, checked.reason().as_bytes());
+            self.closing = Some(CloseReason::Rejected);
+        }
+        self.checked = Some(checked);
+    }
+
+    fn push_stage(&mut self, stage: Stage) {
+        let stats = self.conn.stats();
+        let traffic = Traffic {
+            sent_bytes: stats.sent_bytes,
+            sent_packets: stats.sent,
+            recv_bytes: stats.recv_bytes,
+            recv_packets: stats.recv,
+        };
+        self.stages
+            .push(StageEvent::new(stage, self.started.elapsed(), traffic));
+    }
+
+    /// Fires quiche's timer if it is due.
+    pub fn fire_timer(&mut self) {
+        if self.conn.timeout() == Some(Duration::ZERO) {
+            self.conn.on_timeout();
+        }
+    }
+
+    /// Sends everything quiche has to send.
+    pub fn flush(&mut self) {
+        let mut out = [0u8; MAX_DATAGRAM];
+        loop {
+            match self.conn.send(&mut out) {
+                Ok((len, _)) => {
+                    self.record_tls_messages(None);
+                    match self.socket.send(&out[..len]) {
+                        Ok(_) => {}
+                        Err(error) if error.kind() == io::ErrorKind::ConnectionRefused => {
+                            self.refused = true;
+                        }
+                        // A full buffer loses the datagram; QUIC recovers.
+                        Err(error) => log::debug!("{}: send: {error}", self.addr),
+                    }
+                    if self.closing.is_some() {
+                        self.close_sent = true;
+                    }
+                }
+                Err(quiche::Error::Done) => break,
+                Err(error) => {
+                    log::debug!("{}: quiche send: {error}", self.addr);
+                    break;
+                }
+            }
+        }
+        self.record_tls_messages(None);
+    }
+
+    /// Moves the probe on: close a finished handshake, end on a close, a
+    /// refusal or the deadline.
+    pub fn advance(&mut self) {
+        if self.finished.is_some() {
+            return;
+        }
+        if self.handshake_done.load(Ordering::Relaxed)
+            && !self.stages.iter().any(|s| s.stage == Stage::HandshakeDone)
+        {
+            self.push_stage(Stage::HandshakeDone);
+        }
+        if let Some(at) = self.established_at {
+            let confirmed = self.handshake_done.load(Ordering::Relaxed);
+            if self.closing.is_none() && (confirmed || at.elapsed() > HANDSHAKE_DONE_GRACE) {
+                // Nothing more to ask: close cleanly (H3_NO_ERROR for h3).
+                let code = if self.conn.application_proto() == b"h3" {
+                    0x100
+                } else {
+                    0
+                };
+                let _ = self.conn.close(true, code, b"");
+                self.closing = Some(CloseReason::Done);
+            }
+        }
+        let ended = self.refused
+            || self.conn.is_closed()
+            || (self.closing.is_some() && self.close_sent)
+            || Instant::now() >= self.deadline;
+        if ended {
+            self.finished = Some(self.outcome());
+        }
+    }
+
+    fn outcome(&self) -> Outcome {
+        let kind = self.outcome_kind();
+        Outcome::new(
+            kind,
+            &self.target,
+            self.addr,
+            self.stages.clone(),
+            self.checked.clone(),
+            self.close(),
+            &self.conn,
+            self.started.elapsed(),
+        )
+    }
+
+    fn outcome_kind(&self) -> OutcomeKind {
+        if self.chain_rejected() {
+            return OutcomeKind::VerificationFailed;
+        }
+        if self.established_at.is_some() && self.conn.peer_error().is_none_or(|e| e.is_app) {
+            return OutcomeKind::Ok;
+        }
+        if self.refused {
+            return OutcomeKind::Refused;
+        }
+        if self.conn.peer_error().is_some() || self.conn.local_error().is_some() {
+            return OutcomeKind::HandshakeFailed;
+        }
+        if self.conn.is_closed() && !self.conn.is_timed_out() {
+            return OutcomeKind::HandshakeFailed;
+        }
+        OutcomeKind::Timeout
+    }
+
+    fn close(&self) -> Option<Close> {
+        if let Some(error) = self.conn.peer_error() {
+            return Some(Close::from_error("server", error));
+        }
+        self.conn
+            .local_error()
+            .map(|error| Close::from_error("client", error))
+    }
+}
+
+/// Watches quiche's qlog for a received HANDSHAKE_DONE frame, and copies it
+/// to a file when one is asked for.
+struct QlogTap {
+    file: Option<std::fs::File>,
+    line: Vec<u8>,
+    handshake_done: Arc<AtomicBool>,
+}
+
+impl QlogTap {
+    fn take_line(&mut self) {
+        let line = std::mem::take(&mut self.line);
+        if self.handshake_done.load(Ordering::Relaxed) {
+            return;
+        }
+        let text = String::from_utf8_lossy(&line);
+        if text.contains("packet_received") && text.contains("\"handshake_done\"") {
+            self.handshake_done.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Write for QlogTap {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(file) = self.file.as_mut() {
+            file.write_all(buf)?;
+        }
+        for &byte in buf {
+            if byte == b'\n' {
+                self.take_line();
+            } else if self.line.len() < 64 * 1024 {
+                self.line.push(byte);
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self.file.as_mut() {
+            Some(file) => file.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+fn summarise_params(params: &quiche::TransportParams) -> String {
+    format!(
+        "max_idle_timeout={}ms max_udp_payload_size={} initial_max_data={} \
+         initial_max_streams_bidi={} initial_max_streams_uni={} active_connection_id_limit={}",
+        params.max_idle_timeout,
+        params.max_udp_payload_size,
+        params.initial_max_data,
+        params.initial_max_streams_bidi,
+        params.initial_max_streams_uni,
+        params.active_conn_id_limit
+    )
+}
+
+fn random_connection_id() -> io::Result<Vec<u8>> {
+    use ring::rand::SecureRandom;
+    let mut id = vec![0u8; quiche::MAX_CONN_ID_LEN];
+    ring::rand::SystemRandom::new()
+        .fill(&mut id)
+        .map_err(|_| io::Error::other("no randomness"))?;
+    Ok(id)
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

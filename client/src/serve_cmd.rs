@@ -1,0 +1,70 @@
+//! `quicprobe serve`: the lab on the command line, until SIGINT or SIGTERM.
+
+use std::io::Write;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use crate::cli::ServeArgs;
+use crate::lab::{LabError, LabServer, LabSpec};
+use crate::scenario::find_scenario;
+
+/// Why `serve` could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("no scenario {0:?} (looked for a folder with chain.pem and key.pem, and in certs/)")]
+    UnknownScenario(String),
+    #[error("give --scenario NAME, or --chain FILE and --key FILE")]
+    NothingToServe,
+    #[error(transparent)]
+    Lab(#[from] LabError),
+    #[error("cannot handle signals: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Runs the lab in the foreground; returns when a signal stops it.
+pub fn run(args: &ServeArgs) -> Result<(), ServeError> {
+    let spec = spec(args)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone()).map_err(ServeError::Signals)?;
+    }
+    let mut server = LabServer::bind(&spec)?;
+    let addr = server.local_addr().map_err(LabError::Io)?;
+    say(&format!(
+        "serving {} (key {}), ALPN {}{}",
+        spec.chain.display(),
+        spec.key.display(),
+        spec.alpns.join(","),
+        if spec.retry { ", Retry on" } else { "" }
+    ));
+    say(&format!("listening on {addr}"));
+    server.run(&stop, &mut |event| say(&event.to_string()))?;
+    say("stopped");
+    Ok(())
+}
+
+fn spec(args: &ServeArgs) -> Result<LabSpec, ServeError> {
+    let (chain, key) = match (&args.scenario, &args.chain, &args.key) {
+        (Some(name), _, _) => {
+            let dir =
+                find_scenario(name).ok_or_else(|| ServeError::UnknownScenario(name.clone()))?;
+            (dir.join("chain.pem"), dir.join("key.pem"))
+        }
+        (None, Some(chain), Some(key)) => (chain.clone(), key.clone()),
+        _ => return Err(ServeError::NothingToServe),
+    };
+    Ok(LabSpec {
+        chain,
+        key,
+        listen: args.listen,
+        alpns: args.alpn.clone(),
+        retry: args.retry,
+    })
+}
+
+/// One line on stdout, flushed at once so that a supervising test sees it.
+fn say(line: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}");
+    let _ = stdout.flush();
+}

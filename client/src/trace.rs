@@ -1,0 +1,316 @@
+//! Renders a finished connection: the stages in curl `-v` spirit (native), as
+//! aioquic 1.x logs them (so the two traces can be compared line by line), or
+//! as one JSON object per stage.
+
+use std::fmt::Write;
+use std::time::{Duration, SystemTime};
+
+use serde_json::json;
+
+use crate::handshake::{Stage, StageEvent};
+use crate::outcome::{Outcome, OutcomeKind};
+use crate::render;
+
+/// How stages are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum TraceStyle {
+    #[default]
+    Native,
+    Aioquic,
+    Json,
+}
+
+/// The trace of one connection in the chosen style.
+pub fn render(outcome: &Outcome, style: TraceStyle, index: usize) -> String {
+    match style {
+        TraceStyle::Native => native(outcome),
+        TraceStyle::Aioquic => aioquic(outcome),
+        TraceStyle::Json => json_lines(outcome, index),
+    }
+}
+
+/// curl's last line: `quicprobe: (60) SSL certificate problem: ...`.
+pub fn summary_line(outcome: &Outcome) -> String {
+    match outcome.kind {
+        OutcomeKind::Ok => format!(
+            "quicprobe: ok: {} ({}) {}{}, handshake {} ms, rtt {:.1} ms",
+            outcome.target,
+            outcome.addr,
+            outcome.alpn.as_deref().unwrap_or("-"),
+            tls_words(outcome),
+            outcome
+                .handshake_ms
+                .map_or_else(|| "?".into(), |ms| format!("{ms:.1}")),
+            outcome.stats.rtt_ms
+        ),
+        _ => format!(
+            "quicprobe: ({}) {} ({}): {}",
+            outcome.exit_code(),
+            outcome.target,
+            outcome.addr,
+            outcome.explanation
+        ),
+    }
+}
+
+fn tls_words(outcome: &Outcome) -> String {
+    let parts: Vec<&str> = [
+        &outcome.tls.cipher,
+        &outcome.tls.group,
+        &outcome.tls.sig_alg,
+    ]
+    .into_iter()
+    .filter_map(|p| p.as_deref())
+    .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(", {}", parts.join("/"))
+    }
+}
+
+fn native(outcome: &Outcome) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "* Connecting to {} ({}) over QUIC v1",
+        outcome.target, outcome.addr
+    );
+    for event in &outcome.stages {
+        let _ = writeln!(out, "{}", native_stage_line(event));
+    }
+    if let Some(analysis) = &outcome.analysis {
+        if analysis.verdict.accepted {
+            let mut tree = String::new();
+            render::chain_tree(&mut tree, analysis);
+            for line in tree.lines() {
+                let _ = writeln!(out, "* {line}");
+            }
+        } else {
+            for line in render::analysis(analysis).lines() {
+                let _ = writeln!(out, "* {line}");
+            }
+        }
+    }
+    if let Some(close) = &outcome.close {
+        let _ = writeln!(
+            out,
+            "* Close sent by the {}: {}",
+            close.sent_by,
+            close.describe()
+        );
+    }
+    let _ = writeln!(out, "{}", summary_line(outcome));
+    out
+}
+
+fn native_stage_line(event: &StageEvent) -> String {
+    let (arrow, text) = match &event.stage {
+        Stage::ClientHelloSent { sni, alpns, bytes } => (
+            ">",
+            format!(
+                "ClientHello (1): SNI {}, ALPN {}, {bytes} bytes",
+                sni.as_deref().unwrap_or("(none)"),
+                alpns.join(",")
+            ),
+        ),
+        Stage::Retry => ("<", "Retry: the server validates our address".into()),
+        Stage::VersionNegotiation { offered } => (
+            "<",
+            format!(
+                "Version Negotiation: the server offers {}",
+                offered.join(", ")
+            ),
+        ),
+        Stage::ServerHello { cipher, group } => (
+            "<",
+            format!(
+                "ServerHello (2): {}, {}",
+                cipher.as_deref().unwrap_or("?"),
+                group.as_deref().unwrap_or("?")
+            ),
+        ),
+        Stage::EncryptedExtensions {
+            alpn,
+            transport_parameters,
+        } => (
+            "<",
+            format!(
+                "EncryptedExtensions (8): ALPN {}{}",
+                alpn.as_deref().unwrap_or("(none)"),
+                transport_parameters
+                    .as_deref()
+                    .map_or_else(String::new, |p| format!("; {p}"))
+            ),
+        ),
+        Stage::Certificate {
+            certificates,
+            bytes,
+        } => (
+            "<",
+            format!("Certificate (11): {certificates} certificates, {bytes} bytes"),
+        ),
+        Stage::Verdict {
+            accepted,
+            x509_error,
+            reason,
+        } => (
+            "=",
+            if *accepted {
+                "verify return:0 (ok)".into()
+            } else {
+                format!("verify error:num={x509_error}:{reason}")
+            },
+        ),
+        Stage::CertificateVerify {
+            signature_algorithm,
+        } => (
+            "<",
+            format!(
+                "CertificateVerify (15): {}",
+                signature_algorithm.as_deref().unwrap_or("?")
+            ),
+        ),
+        Stage::ServerFinished => ("<", "Finished (20)".into()),
+        Stage::ClientFinishedSent => (">", "Finished (20)".into()),
+        Stage::HandshakeDone => ("<", "HANDSHAKE_DONE".into()),
+    };
+    let traffic = event.traffic;
+    format!(
+        "* {:>8.1} ms {arrow} {text}  [out {} B/{} pkt, in {} B/{} pkt]",
+        event.t_ms,
+        traffic.sent_bytes,
+        traffic.sent_packets,
+        traffic.recv_bytes,
+        traffic.recv_packets
+    )
+}
+
+fn json_lines(outcome: &Outcome, index: usize) -> String {
+    let mut out = String::new();
+    for event in &outcome.stages {
+        let mut value = serde_json::to_value(event).unwrap_or_default();
+        if let Some(object) = value.as_object_mut() {
+            object.insert("connection".into(), json!(index));
+        }
+        let _ = writeln!(out, "{value}");
+    }
+    out
+}
+
+/// The lines aioquic 1.x logs at DEBUG for the same handshake, with logging
+/// format `%(asctime)s %(levelname)s %(name)s %(message)s`.
+fn aioquic(outcome: &Outcome) -> String {
+    let start = SystemTime::now()
+        .checked_sub(outcome.elapsed)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let cid: String = outcome.connection_id.chars().take(16).collect();
+    let mut out = String::new();
+    let mut line = |event_ms: f64, level: &str, message: String| {
+        let at = start + Duration::from_secs_f64(event_ms.max(0.0) / 1000.0);
+        let _ = writeln!(out, "{} {level} quic [{cid}] {message}", asctime(at));
+    };
+    let mut connected = false;
+    for event in &outcome.stages {
+        let t = event.t_ms;
+        match &event.stage {
+            Stage::ClientHelloSent { .. } => line(
+                t,
+                "DEBUG",
+                "TLS State.CLIENT_HANDSHAKE_START -> State.CLIENT_EXPECT_SERVER_HELLO".into(),
+            ),
+            Stage::ServerHello { .. } => {
+                if !connected {
+                    connected = true;
+                    line(
+                        t,
+                        "DEBUG",
+                        "QuicConnectionState.FIRSTFLIGHT -> QuicConnectionState.CONNECTED".into(),
+                    );
+                    line(
+                        t,
+                        "INFO",
+                        "Negotiated protocol version 0x00000001 (VERSION_1)".into(),
+                    );
+                }
+                line(
+                    t,
+                    "DEBUG",
+                    "TLS State.CLIENT_EXPECT_SERVER_HELLO -> State.CLIENT_EXPECT_ENCRYPTED_EXTENSIONS"
+                        .into(),
+                );
+            }
+            Stage::EncryptedExtensions { .. } => line(
+                t,
+                "DEBUG",
+                "TLS State.CLIENT_EXPECT_ENCRYPTED_EXTENSIONS -> \
+                 State.CLIENT_EXPECT_CERTIFICATE_REQUEST_OR_CERTIFICATE"
+                    .into(),
+            ),
+            Stage::Certificate { .. } => line(
+                t,
+                "DEBUG",
+                "TLS State.CLIENT_EXPECT_CERTIFICATE_REQUEST_OR_CERTIFICATE -> \
+                 State.CLIENT_EXPECT_CERTIFICATE_VERIFY"
+                    .into(),
+            ),
+            Stage::Verdict {
+                accepted: false,
+                reason,
+                ..
+            } => {
+                let code = outcome.close.as_ref().map_or(0x12a, |c| c.error_code);
+                line(
+                    t,
+                    "WARNING",
+                    format!("Error: {code}, reason: {reason}, frame_type: 6"),
+                );
+                line(
+                    t,
+                    "INFO",
+                    format!("Connection close sent (code 0x{code:X}, reason {reason})"),
+                );
+                line(
+                    t,
+                    "DEBUG",
+                    "QuicConnectionState.CONNECTED -> QuicConnectionState.CLOSING".into(),
+                );
+            }
+            Stage::CertificateVerify { .. } => line(
+                t,
+                "DEBUG",
+                "TLS State.CLIENT_EXPECT_CERTIFICATE_VERIFY -> State.CLIENT_EXPECT_FINISHED".into(),
+            ),
+            Stage::ServerFinished => line(
+                t,
+                "DEBUG",
+                "TLS State.CLIENT_EXPECT_FINISHED -> State.CLIENT_POST_HANDSHAKE".into(),
+            ),
+            Stage::ClientFinishedSent => {
+                if let Some(alpn) = &outcome.alpn {
+                    line(t, "INFO", format!("ALPN negotiated protocol {alpn}"));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Python logging's default asctime: `2026-11-27 01:02:03,456` (UTC here).
+fn asctime(at: SystemTime) -> String {
+    let since_epoch = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let datetime = time::OffsetDateTime::UNIX_EPOCH + since_epoch;
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02},{:03}",
+        datetime.year(),
+        u8::from(datetime.month()),
+        datetime.day(),
+        datetime.hour(),
+        datetime.minute(),
+        datetime.second(),
+        datetime.millisecond()
+    )
+}
