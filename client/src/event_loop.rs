@@ -40,8 +40,13 @@ pub fn run(
     };
     loop {
         run.start_new(config, settings)?;
+        // A first flight can already end a probe (ECONNREFUSED on send).
+        run.collect_finished()?;
         if run.active.is_empty() {
-            break;
+            if run.pending.len() == 0 {
+                break;
+            }
+            continue;
         }
         run.wait()?;
         run.recv_ready(slot);
@@ -82,6 +87,7 @@ impl Run {
                 .registry()
                 .register(&mut probe.socket, Token(index), Interest::READABLE)?;
             probe.flush();
+            probe.advance();
             self.active.insert(index, probe);
         }
         Ok(())

@@ -241,7 +241,8 @@ struct LabConnection {
 /// The application protocol a connection negotiated.
 enum LabApp {
     Http3 {
-        h3: quiche::h3::Connection,
+        // Boxed: an h3 connection is large next to the hq-interop state.
+        h3: Box<quiche::h3::Connection>,
         pending: HashMap<u64, PendingBody>,
     },
     HqInterop {
@@ -393,19 +394,21 @@ impl LabServer {
             self.send_datagram(&out[..len], from);
             return None;
         }
-        let scid_bytes = self.connection_id_for(&header.dcid);
-        let scid = quiche::ConnectionId::from_ref(&scid_bytes);
-        let original_dcid = if self.retry {
+        let derived = self.connection_id_for(&header.dcid);
+        let (scid_bytes, original_dcid) = if self.retry {
             match self.validate_token(header, from) {
-                Some(odcid) => Some(odcid),
+                // The client now uses the SCID our Retry gave it; the
+                // connection must keep it (retry_source_connection_id).
+                Some(odcid) => (header.dcid.to_vec(), Some(odcid)),
                 None => {
-                    self.send_retry(header, &scid, from);
+                    self.send_retry(header, &quiche::ConnectionId::from_ref(&derived), from);
                     return None;
                 }
             }
         } else {
-            None
+            (derived, None)
         };
+        let scid = quiche::ConnectionId::from_ref(&scid_bytes);
         let local = self.socket.local_addr().ok()?;
         let odcid = original_dcid.as_deref().map(quiche::ConnectionId::from_ref);
         let conn = quiche::accept(&scid, odcid.as_ref(), local, from, &mut self.config)
@@ -555,7 +558,7 @@ fn start_app(conn: &mut quiche::Connection, alpn: &str) -> Option<LabApp> {
                 .map_err(|error| log::warn!("lab: h3 setup: {error}"))
                 .ok()?;
             Some(LabApp::Http3 {
-                h3,
+                h3: Box::new(h3),
                 pending: HashMap::new(),
             })
         }

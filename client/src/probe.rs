@@ -211,7 +211,10 @@ impl Probe {
             return;
         };
         match header.ty {
-            quiche::Type::Retry => self.push_stage(Stage::Retry),
+            // quiche follows the first Retry only and drops any other.
+            quiche::Type::Retry if !self.stages.iter().any(|s| s.stage == Stage::Retry) => {
+                self.push_stage(Stage::Retry)
+            }
             quiche::Type::VersionNegotiation => {
                 let offered = header
                     .versions

@@ -1,0 +1,368 @@
+//! `quicprobe connect` against the lab server over loopback, for every
+//! scenario of certs/ and for the ways a connection can fail. The client is
+//! the real binary; the server is the real lab, in-process.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use quicprobe::lab::{self, LabEvent, LabHandle, LabSpec};
+use serde_json::Value;
+
+fn certs_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../certs")
+}
+
+fn read_line(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap().trim().to_owned()
+}
+
+fn start_lab(dir: &Path, configure: impl FnOnce(&mut LabSpec)) -> LabHandle {
+    let mut spec = LabSpec::for_scenario(dir, "127.0.0.1:0".parse().unwrap());
+    configure(&mut spec);
+    lab::spawn(spec).expect("lab starts")
+}
+
+fn quicprobe(args: &[String]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_quicprobe"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("SSLKEYLOGFILE")
+        .env_remove("QLOGDIR")
+        .output()
+        .expect("run quicprobe")
+}
+
+/// `connect --json` to the scenario's name at the lab's port, trusting its roots.
+fn connect_args(dir: &Path, addr: SocketAddr, extra: &[&str]) -> Vec<String> {
+    let host = read_line(&dir.join("host"));
+    let target = if host.parse::<std::net::IpAddr>().is_ok() {
+        format!("{host}:{}", addr.port())
+    } else {
+        format!("https://{host}:{}/", addr.port())
+    };
+    let mut args = vec![
+        "connect".to_owned(),
+        "--json".to_owned(),
+        "--timeout".to_owned(),
+        "5".to_owned(),
+        "--cacert".to_owned(),
+        dir.join("roots.pem").display().to_string(),
+        "--resolve".to_owned(),
+        format!("{host}:{}:127.0.0.1", addr.port()),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.push(target);
+    args
+}
+
+fn json_of(output: &Output) -> Value {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(stdout.lines().next().unwrap_or("")).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{stdout}\nstderr:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+fn stage_names(report: &Value) -> Vec<String> {
+    report["stages"]
+        .as_array()
+        .map(|stages| {
+            stages
+                .iter()
+                .map(|s| s["name"].as_str().unwrap_or("?").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The close the lab received, if any, within a few seconds.
+fn close_received(lab: &LabHandle) -> Option<(bool, u64, String)> {
+    match lab.wait_for(Duration::from_secs(5), |e| {
+        matches!(e, LabEvent::CloseReceived { .. })
+    }) {
+        Some(LabEvent::CloseReceived {
+            is_app,
+            error_code,
+            reason,
+            ..
+        }) => Some((is_app, error_code, reason)),
+        _ => None,
+    }
+}
+
+const ACCEPTED_STAGES: [&str; 9] = [
+    "client_hello_sent",
+    "server_hello",
+    "encrypted_extensions",
+    "certificate",
+    "verdict",
+    "certificate_verify",
+    "server_finished",
+    "client_finished_sent",
+    "handshake_done",
+];
+
+const REJECTED_STAGES: [&str; 5] = [
+    "client_hello_sent",
+    "server_hello",
+    "encrypted_extensions",
+    "certificate",
+    "verdict",
+];
+
+/// Checks one scenario end to end; returns what was wrong.
+fn check_scenario(dir: &Path) -> Vec<String> {
+    let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+    let expected = read_line(&dir.join("expected"));
+    let lab = start_lab(dir, |_| {});
+    let output = quicprobe(&connect_args(dir, lab.addr(), &[]));
+    let report = json_of(&output);
+    let close = close_received(&lab);
+    let mut wrong = Vec::new();
+    let mut expect = |what: &str, ok: bool, got: String| {
+        if !ok {
+            wrong.push(format!("{name}: {what}: got {got}"));
+        }
+    };
+    let stages = stage_names(&report);
+    if expected == "accepted" {
+        expect(
+            "exit 0",
+            output.status.code() == Some(0),
+            format!("{:?}", output.status),
+        );
+        expect(
+            "outcome ok",
+            report["outcome"] == "ok",
+            report["outcome"].to_string(),
+        );
+        expect("stages", stages == ACCEPTED_STAGES, format!("{stages:?}"));
+        expect(
+            "server saw H3_NO_ERROR",
+            close == Some((true, 0x100, String::new())),
+            format!("{close:?}"),
+        );
+    } else {
+        let words: Vec<&str> = expected.split_whitespace().collect();
+        let (code, depth): (i64, i64) = (words[1].parse().unwrap(), words[2].parse().unwrap());
+        let leaf_dates = depth == 0 && (code == 9 || code == 10);
+        let wire_code = if leaf_dates { 0x12d } else { 0x12a };
+        let reason = report["verdict"]["x509_error_string"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        expect(
+            "exit 60",
+            output.status.code() == Some(60),
+            format!("{:?}", output.status),
+        );
+        expect(
+            "outcome",
+            report["outcome"] == "verification_failed",
+            report["outcome"].to_string(),
+        );
+        expect(
+            "x509 error",
+            report["verdict"]["x509_error"] == code,
+            report["verdict"].to_string(),
+        );
+        expect("stages", stages == REJECTED_STAGES, format!("{stages:?}"));
+        expect(
+            "server saw 0x100+alert and the verdict as reason",
+            close == Some((false, wire_code, reason.clone())) && !reason.is_empty(),
+            format!("{close:?}, wanted 0x{wire_code:x} {reason:?}"),
+        );
+        expect(
+            "close in JSON",
+            report["close"]["error_code"] == wire_code,
+            report["close"].to_string(),
+        );
+        expect(
+            "no handshake_done",
+            !stages.iter().any(|s| s == "handshake_done"),
+            format!("{stages:?}"),
+        );
+    }
+    wrong
+}
+
+#[test]
+fn every_scenario_over_quic_gives_its_outcome_exit_code_close_and_stages() {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(certs_dir())
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|d| d.join("expected").is_file())
+        .collect();
+    dirs.sort();
+    assert!(dirs.len() >= 24, "the whole catalogue");
+    let wrong: Vec<String> = dirs.iter().flat_map(|dir| check_scenario(dir)).collect();
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn a_refused_port_gives_exit_7_within_a_second() {
+    let port = {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.local_addr().unwrap().port()
+    };
+    let dir = certs_dir().join("full-chain");
+    let started = Instant::now();
+    let output = quicprobe(&connect_args(
+        &dir,
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        &[],
+    ));
+    assert_eq!(
+        output.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(json_of(&output)["outcome"], "refused");
+}
+
+#[test]
+fn a_silent_udp_socket_gives_exit_28_naming_the_stage() {
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dir = certs_dir().join("full-chain");
+    let mut args = connect_args(&dir, silent.local_addr().unwrap(), &[]);
+    let at = args.iter().position(|a| a == "--timeout").unwrap();
+    args[at + 1] = "1".into();
+    let output = quicprobe(&args);
+    assert_eq!(output.status.code(), Some(28));
+    let report = json_of(&output);
+    assert_eq!(report["outcome"], "timeout");
+    let explanation = report["explanation"].as_str().unwrap();
+    assert!(
+        explanation.contains("no answer to the Initial"),
+        "{explanation}"
+    );
+    drop(silent);
+}
+
+#[test]
+fn an_alpn_mismatch_gives_exit_35_with_the_explanation() {
+    let dir = certs_dir().join("full-chain");
+    let lab = start_lab(&dir, |spec| spec.alpns = vec!["h3".into()]);
+    let output = quicprobe(&connect_args(
+        &dir,
+        lab.addr(),
+        &["--alpn", "quicprobe-test"],
+    ));
+    assert_eq!(output.status.code(), Some(35));
+    let report = json_of(&output);
+    assert_eq!(report["outcome"], "handshake_failed");
+    assert_eq!(report["close"]["sent_by"], "server");
+    assert_eq!(report["close"]["error_code"], 0x178);
+    assert_eq!(report["close"]["tls_alert"], 120);
+    let explanation = report["explanation"].as_str().unwrap();
+    assert!(
+        explanation.starts_with("server refused ALPN; offered quicprobe-test"),
+        "{explanation}"
+    );
+}
+
+#[test]
+fn retry_completes_and_the_trace_shows_it() {
+    let dir = certs_dir().join("full-chain");
+    let lab = start_lab(&dir, |spec| spec.retry = true);
+    let output = quicprobe(&connect_args(&dir, lab.addr(), &[]));
+    assert_eq!(output.status.code(), Some(0));
+    let stages = stage_names(&json_of(&output));
+    assert_eq!(stages[..2], ["client_hello_sent", "retry"], "{stages:?}");
+    assert!(stages.contains(&"handshake_done".to_owned()));
+
+    let native = quicprobe(
+        &connect_args(&dir, lab.addr(), &[])
+            .into_iter()
+            .filter(|a| a != "--json")
+            .collect::<Vec<_>>(),
+    );
+    let text = String::from_utf8_lossy(&native.stdout);
+    assert!(text.contains("< Retry"), "{text}");
+}
+
+#[test]
+fn two_hundred_handshakes_fifty_at_a_time_all_succeed_on_one_thread() {
+    let dir = certs_dir().join("full-chain");
+    let lab = start_lab(&dir, |_| {});
+    let output = quicprobe(&connect_args(
+        &dir,
+        lab.addr(),
+        &["--repeat", "200", "--concurrency", "50"],
+    ));
+    let summary = json_of(&output);
+    assert_eq!(summary["connections"], 200, "{summary}");
+    assert_eq!(summary["successes"], 200, "{summary}");
+    assert_eq!(output.status.code(), Some(0));
+}
+
+#[test]
+fn keylog_file_is_written_in_nss_format() {
+    let dir = certs_dir().join("full-chain");
+    let lab = start_lab(&dir, |_| {});
+    let scratch = tempfile::tempdir().unwrap();
+    let keylog = scratch.path().join("keys.log");
+    let output = quicprobe(&connect_args(
+        &dir,
+        lab.addr(),
+        &["--keylog", keylog.to_str().unwrap()],
+    ));
+    assert_eq!(output.status.code(), Some(0));
+    let text = std::fs::read_to_string(&keylog).unwrap();
+    let labels: Vec<&str> = text.lines().filter_map(|l| l.split(' ').next()).collect();
+    for wanted in [
+        "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+        "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+        "CLIENT_TRAFFIC_SECRET_0",
+        "SERVER_TRAFFIC_SECRET_0",
+    ] {
+        assert!(labels.contains(&wanted), "{wanted} missing from\n{text}");
+    }
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        assert_eq!(
+            fields.len(),
+            3,
+            "NSS lines are LABEL CLIENT_RANDOM SECRET: {line}"
+        );
+        assert_eq!(fields[1].len(), 64, "32-byte client random in hex: {line}");
+    }
+}
+
+#[test]
+fn qlog_file_is_written_and_parses_as_json() {
+    let dir = certs_dir().join("full-chain");
+    let lab = start_lab(&dir, |_| {});
+    let scratch = tempfile::tempdir().unwrap();
+    let output = quicprobe(&connect_args(
+        &dir,
+        lab.addr(),
+        &["--qlog-dir", scratch.path().to_str().unwrap()],
+    ));
+    assert_eq!(output.status.code(), Some(0));
+    let files: Vec<PathBuf> = std::fs::read_dir(scratch.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    // JSON-SEQ (RFC 7464): records start with RS (0x1e).
+    let records: Vec<Value> = text
+        .split('\u{1e}')
+        .filter(|r| !r.trim().is_empty())
+        .map(|r| serde_json::from_str(r).expect("each qlog record is JSON"))
+        .collect();
+    assert!(records.len() > 5, "{} records", records.len());
+    assert!(text.contains("handshake_done"));
+}
