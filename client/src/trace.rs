@@ -294,6 +294,31 @@ fn aioquic(outcome: &Outcome) -> String {
             _ => {}
         }
     }
+    let end_ms = outcome.elapsed.as_secs_f64() * 1000.0;
+    if outcome.kind == OutcomeKind::Ok {
+        if let Some(close) = outcome.close.as_ref().filter(|c| c.sent_by == "client") {
+            line(
+                end_ms,
+                "INFO",
+                format!(
+                    "Connection close sent (code 0x{:X}, reason {})",
+                    close.error_code, close.reason
+                ),
+            );
+            line(
+                end_ms,
+                "DEBUG",
+                "QuicConnectionState.CONNECTED -> QuicConnectionState.CLOSING".into(),
+            );
+        }
+    }
+    if connected {
+        line(
+            end_ms,
+            "DEBUG",
+            "QuicConnectionState.CLOSING -> QuicConnectionState.TERMINATED".into(),
+        );
+    }
     out
 }
 

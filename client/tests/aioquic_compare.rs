@@ -1,0 +1,157 @@
+//! quicprobe against aioquic, the client of the original report: both dial
+//! the same lab server, and
+//! - `--trace-style aioquic` must give the same lines aioquic logs (timestamps
+//!   and connection IDs aside, and without aioquic's internal bookkeeping
+//!   lines "Discarding epoch" and "Stream N created");
+//! - the lab must receive the same CONNECTION_CLOSE code from both.
+//!
+//! aioquic comes from the venv `scripts/setup` makes; its absence is a failure.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use quicprobe::lab::{self, LabEvent, LabHandle, LabSpec};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn python() -> PathBuf {
+    let python = repo().join(".venv/bin/python");
+    assert!(
+        python.is_file(),
+        "{} is missing: run scripts/setup (scripts/test does)",
+        python.display()
+    );
+    python
+}
+
+fn start_lab(scenario: &str) -> LabHandle {
+    let dir = repo().join("certs").join(scenario);
+    lab::spawn(LabSpec::for_scenario(&dir, "127.0.0.1:0".parse().unwrap())).unwrap()
+}
+
+/// aioquic's DEBUG log lines of the `quic` logger, and its result line.
+fn aioquic_run(scenario: &str, port: u16) -> (Vec<String>, String) {
+    let roots = repo().join("certs").join(scenario).join("roots.pem");
+    let output = Command::new(python())
+        .arg(repo().join("scripts/peers/aioquic_connect.py"))
+        .args(["localhost", &port.to_string(), "--cafile"])
+        .arg(roots)
+        .output()
+        .expect("run aioquic");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let result = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    (normalise(&stderr), result)
+}
+
+fn quicprobe_run(scenario: &str, port: u16) -> (Vec<String>, i32) {
+    let roots = repo().join("certs").join(scenario).join("roots.pem");
+    let output = Command::new(env!("CARGO_BIN_EXE_quicprobe"))
+        .args(["connect", "--trace-style", "aioquic", "--cacert"])
+        .arg(roots)
+        .args([
+            "--resolve",
+            &format!("localhost:{port}:127.0.0.1"),
+            &format!("localhost:{port}"),
+        ])
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run quicprobe");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    (normalise(&stdout), output.status.code().unwrap_or(-1))
+}
+
+/// `2026-11-27 01:02:03,456 DEBUG quic [0d3c79fddcee7380] message` ->
+/// `DEBUG quic message`, keeping only lines both clients log.
+fn normalise(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|line| {
+            let rest = line.get(24..)?;
+            let (level, rest) = rest.split_once(' ')?;
+            let rest = rest.strip_prefix("quic [")?;
+            let (_, message) = rest.split_once("] ")?;
+            let internal = message.starts_with("Discarding epoch")
+                || (message.starts_with("Stream ") && message.ends_with("created by peer"));
+            (!internal).then(|| format!("{level} quic {message}"))
+        })
+        .collect()
+}
+
+/// The close code the lab received, within a few seconds.
+fn close_code(lab: &LabHandle) -> Option<(bool, u64, String)> {
+    match lab.wait_for(Duration::from_secs(5), |e| {
+        matches!(e, LabEvent::CloseReceived { .. })
+    })? {
+        LabEvent::CloseReceived {
+            is_app,
+            error_code,
+            reason,
+            ..
+        } => Some((is_app, error_code, reason)),
+        _ => None,
+    }
+}
+
+#[test]
+fn seed_case_traces_match_aioquic_line_by_line_and_the_server_sees_the_same_close() {
+    let lab = start_lab("leaf-only");
+    let (aioquic_lines, aioquic_result) = aioquic_run("leaf-only", lab.addr().port());
+    let aioquic_close = close_code(&lab);
+    let (our_lines, exit_code) = quicprobe_run("leaf-only", lab.addr().port());
+    let our_close = close_code(&lab);
+
+    assert_eq!(
+        aioquic_result,
+        "error 298 unable to get local issuer certificate"
+    );
+    assert_eq!(exit_code, 60);
+    assert_eq!(our_lines, aioquic_lines);
+    let expected = Some((
+        false,
+        0x12a,
+        "unable to get local issuer certificate".to_owned(),
+    ));
+    assert_eq!(aioquic_close, expected, "what aioquic sends");
+    assert_eq!(our_close, expected, "what quicprobe sends");
+}
+
+#[test]
+fn successful_handshake_traces_match_aioquic_except_the_close_code() {
+    let lab = start_lab("full-chain");
+    let (aioquic_lines, aioquic_result) = aioquic_run("full-chain", lab.addr().port());
+    let (our_lines, exit_code) = quicprobe_run("full-chain", lab.addr().port());
+    assert_eq!(aioquic_result, "ok h3");
+    assert_eq!(exit_code, 0);
+    // aioquic closes with application code 0; quicprobe with H3_NO_ERROR
+    // (0x100, RFC 9114 §8.1), the code HTTP/3 defines for a clean close.
+    let mask = |lines: Vec<String>| -> Vec<String> {
+        lines
+            .into_iter()
+            .map(|l| match l.find("Connection close sent (code ") {
+                Some(at) => format!("{}Connection close sent (code <app>)", &l[..at]),
+                None => l,
+            })
+            .collect()
+    };
+    assert_eq!(mask(our_lines), mask(aioquic_lines));
+}
+
+#[test]
+fn an_expired_leaf_is_closed_with_0x12d_by_both() {
+    let lab = start_lab("expired-leaf");
+    let (_, aioquic_result) = aioquic_run("expired-leaf", lab.addr().port());
+    let aioquic_close = close_code(&lab);
+    let (_, exit_code) = quicprobe_run("expired-leaf", lab.addr().port());
+    let our_close = close_code(&lab);
+    assert_eq!(aioquic_result, "error 301 Certificate is no longer valid");
+    assert_eq!(exit_code, 60);
+    assert_eq!(aioquic_close.map(|c| c.1), Some(0x12d));
+    // Same code; the reason is the verdict's standard text, where aioquic
+    // writes its own sentence.
+    assert_eq!(
+        our_close,
+        Some((false, 0x12d, "certificate has expired".to_owned()))
+    );
+}
