@@ -107,6 +107,7 @@ fn play(act: &Act) -> Result<(Outcome, Vec<String>), ConnectError> {
         host: host.trim().to_owned(),
         port: lab.addr().port(),
         path: "/".into(),
+        fetch: true,
     };
     let setup = ClientSetup {
         trust: trust.clone(),

@@ -86,8 +86,7 @@ impl Run {
             self.poll
                 .registry()
                 .register(&mut probe.socket, Token(index), Interest::READABLE)?;
-            probe.flush();
-            probe.advance();
+            probe.step();
             self.active.insert(index, probe);
         }
         Ok(())
@@ -124,8 +123,7 @@ impl Run {
 
     fn flush_sends(&mut self) {
         for probe in self.active.values_mut() {
-            probe.flush();
-            probe.advance();
+            probe.step();
         }
     }
 

@@ -14,6 +14,7 @@ pub mod lab;
 pub mod outcome;
 pub mod probe;
 pub mod render;
+pub mod request;
 pub mod scenario;
 pub mod serve_cmd;
 pub mod target;

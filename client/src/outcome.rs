@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use crate::alerts::{self, tls_alert_name};
 use crate::exit;
 use crate::handshake::{Stage, StageEvent};
+use crate::request::Response;
 use crate::target::Target;
 
 /// The ways a connection attempt ends, each with curl's exit code.
@@ -127,6 +128,10 @@ pub struct Outcome {
     pub handshake_ms: Option<f64>,
     /// One sentence saying what happened.
     pub explanation: String,
+    /// The answer to the GET an https:// URL asks for.
+    pub response: Option<Response>,
+    /// Why that GET could not be made.
+    pub request_error: Option<String>,
 }
 
 impl Outcome {
@@ -167,6 +172,8 @@ impl Outcome {
             elapsed,
             handshake_ms,
             explanation: String::new(),
+            response: None,
+            request_error: None,
         };
         outcome.explanation = outcome.explain();
         outcome
@@ -264,6 +271,8 @@ impl Outcome {
             "tls": self.tls,
             "stats": self.stats,
             "handshake_ms": self.handshake_ms,
+            "response": self.response,
+            "request_error": self.request_error,
             "elapsed_ms": self.elapsed.as_secs_f64() * 1000.0,
             "verdict": Value::Null,
             "chain": Value::Null,

@@ -14,6 +14,7 @@ use quicprobe_verifier::{CheckedChain, PeerName, VerdictSlot};
 
 use crate::handshake::{drain_messages, stage_of, Stage, StageEvent, Traffic};
 use crate::outcome::{Close, Outcome, OutcomeKind};
+use crate::request::Request;
 use crate::target::Target;
 
 /// The largest UDP payload quicprobe sends or expects.
@@ -41,7 +42,10 @@ pub struct Probe {
     sni: Option<String>,
     alpns: Vec<String>,
     started: Instant,
+    timeout: Duration,
     deadline: Instant,
+    request: Option<Request>,
+    request_error: Option<String>,
     stages: Vec<StageEvent>,
     checked: Option<CheckedChain>,
     refused: bool,
@@ -99,7 +103,10 @@ impl Probe {
             sni,
             alpns: settings.alpns.clone(),
             started,
+            timeout: settings.timeout,
             deadline: started + settings.timeout,
+            request: None,
+            request_error: None,
             stages: Vec::new(),
             checked: None,
             refused: false,
@@ -332,29 +339,65 @@ impl Probe {
         self.record_tls_messages(None);
     }
 
-    /// Moves the probe on: close a finished handshake, end on a close, a
-    /// refusal or the deadline.
-    pub fn advance(&mut self) {
+    /// One turn of the probe after the loop fed it: send, move on, send
+    /// what moving on produced, and see whether it is over.
+    pub fn step(&mut self) {
+        self.flush();
+        self.progress();
+        self.flush();
+        self.check_finished();
+    }
+
+    /// Notes HANDSHAKE_DONE; once the handshake is confirmed, makes the
+    /// request an https:// URL asks for, then closes cleanly.
+    fn progress(&mut self) {
         if self.finished.is_some() {
             return;
         }
-        if self.handshake_done.load(Ordering::Relaxed)
-            && !self.stages.iter().any(|s| s.stage == Stage::HandshakeDone)
-        {
+        let confirmed = self.handshake_done.load(Ordering::Relaxed);
+        if confirmed && !self.stages.iter().any(|s| s.stage == Stage::HandshakeDone) {
             self.push_stage(Stage::HandshakeDone);
         }
-        if let Some(at) = self.established_at {
-            let confirmed = self.handshake_done.load(Ordering::Relaxed);
-            if self.closing.is_none() && (confirmed || at.elapsed() > HANDSHAKE_DONE_GRACE) {
-                // Nothing more to ask: close cleanly (H3_NO_ERROR for h3).
-                let code = if self.conn.application_proto() == b"h3" {
-                    0x100
-                } else {
-                    0
-                };
-                let _ = self.conn.close(true, code, b"");
-                self.closing = Some(CloseReason::Done);
+        let Some(at) = self.established_at else {
+            return;
+        };
+        if self.closing.is_some() || !(confirmed || at.elapsed() > HANDSHAKE_DONE_GRACE) {
+            return;
+        }
+        if self.target.fetch && self.request.is_none() && self.request_error.is_none() {
+            self.start_request();
+        }
+        let request_done = match self.request.as_mut() {
+            Some(request) => request.poll(&mut self.conn),
+            None => true,
+        };
+        if request_done {
+            // Nothing more to ask: close cleanly (H3_NO_ERROR for h3).
+            let code = if self.conn.application_proto() == b"h3" {
+                0x100
+            } else {
+                0
+            };
+            let _ = self.conn.close(true, code, b"");
+            self.closing = Some(CloseReason::Done);
+        }
+    }
+
+    fn start_request(&mut self) {
+        let authority = format!("{}:{}", self.target.host, self.target.port);
+        match Request::start(&mut self.conn, &authority, &self.target.path) {
+            Ok(request) => {
+                // The handshake deadline does not cover the download.
+                self.deadline = Instant::now() + self.timeout;
+                self.request = Some(request);
             }
+            Err(error) => self.request_error = Some(error.to_string()),
+        }
+    }
+
+    fn check_finished(&mut self) {
+        if self.finished.is_some() {
+            return;
         }
         let ended = self.refused
             || self.conn.is_closed()
@@ -367,7 +410,7 @@ impl Probe {
 
     fn outcome(&self) -> Outcome {
         let kind = self.outcome_kind();
-        Outcome::new(
+        let mut outcome = Outcome::new(
             kind,
             &self.target,
             self.addr,
@@ -376,7 +419,10 @@ impl Probe {
             self.close(),
             &self.conn,
             self.started.elapsed(),
-        )
+        );
+        outcome.response = self.request.as_ref().map(|r| r.response().clone());
+        outcome.request_error.clone_from(&self.request_error);
+        outcome
     }
 
     fn outcome_kind(&self) -> OutcomeKind {
@@ -384,7 +430,15 @@ impl Probe {
             return OutcomeKind::VerificationFailed;
         }
         if self.established_at.is_some() && self.conn.peer_error().is_none_or(|e| e.is_app) {
-            return OutcomeKind::Ok;
+            let incomplete = self
+                .request
+                .as_ref()
+                .is_some_and(|r| !r.response().complete);
+            return if incomplete && self.closing.is_none() {
+                OutcomeKind::Timeout
+            } else {
+                OutcomeKind::Ok
+            };
         }
         if self.refused {
             return OutcomeKind::Refused;

@@ -16,6 +16,9 @@ pub struct Target {
     pub port: u16,
     /// The path of an https URL ("/" when none).
     pub path: String,
+    /// An https:// URL asks for its path to be fetched once connected;
+    /// a bare host:port asks for the handshake only.
+    pub fetch: bool,
 }
 
 /// Why a target or a --resolve entry could not be used.
@@ -56,6 +59,7 @@ impl Target {
             host,
             port,
             path: path.to_owned(),
+            fetch: from_url,
         })
     }
 

@@ -92,6 +92,25 @@ fn native(outcome: &Outcome) -> String {
             }
         }
     }
+    if let Some(response) = &outcome.response {
+        let _ = writeln!(
+            out,
+            "* Response: {} {}, {} bytes{}",
+            outcome.alpn.as_deref().unwrap_or("?"),
+            response
+                .status
+                .map_or_else(|| "(no status line)".to_owned(), |s| s.to_string()),
+            response.body_bytes,
+            if response.complete {
+                ""
+            } else {
+                " (incomplete)"
+            }
+        );
+    }
+    if let Some(error) = &outcome.request_error {
+        let _ = writeln!(out, "* No request made: {error}");
+    }
     if let Some(close) = &outcome.close {
         let _ = writeln!(
             out,

@@ -366,3 +366,137 @@ fn qlog_file_is_written_and_parses_as_json() {
     assert!(records.len() > 5, "{} records", records.len());
     assert!(text.contains("handshake_done"));
 }
+
+/// `connect --json` to an https:// URL path on the full-chain lab.
+fn fetch(lab: &LabHandle, path: &str, alpn: &str) -> Value {
+    let dir = certs_dir().join("full-chain");
+    let port = lab.addr().port();
+    let args: Vec<String> = [
+        "connect",
+        "--json",
+        "--alpn",
+        alpn,
+        "--cacert",
+        dir.join("roots.pem").to_str().unwrap(),
+        "--resolve",
+        &format!("localhost:{port}:127.0.0.1"),
+        &format!("https://localhost:{port}{path}"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let output = quicprobe(&args);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    json_of(&output)
+}
+
+#[test]
+fn the_lab_answers_h3_and_hq_interop_gets() {
+    let lab = start_lab(&certs_dir().join("full-chain"), |_| {});
+    let root = fetch(&lab, "/", "h3");
+    assert_eq!(root["response"]["status"], 200);
+    assert_eq!(
+        root["response"]["body_bytes"],
+        "quicprobe lab: hello over HTTP/3\n".len()
+    );
+    let bytes = fetch(&lab, "/bytes/100000", "h3");
+    assert_eq!(bytes["response"]["body_bytes"], 100_000);
+    assert_eq!(bytes["response"]["complete"], true);
+    let hq = fetch(&lab, "/5000", "hq-interop");
+    assert_eq!(hq["alpn"], "hq-interop");
+    assert_eq!(hq["response"]["body_bytes"], 5000);
+    let logged = lab.wait_for(
+        Duration::from_secs(5),
+        |e| matches!(e, LabEvent::Request { path, .. } if path == "/5000"),
+    );
+    assert!(logged.is_some(), "the lab logs each request");
+}
+
+#[test]
+fn serve_prints_listening_logs_the_close_it_receives_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let mut server = Command::new(env!("CARGO_BIN_EXE_quicprobe"))
+        .args([
+            "serve",
+            "--scenario",
+            "leaf-only",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let addr: SocketAddr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            line.strip_prefix("listening on ")
+                .map(|a| a.parse().unwrap())
+        })
+        .expect("a 'listening on ADDR' line");
+    let dir = certs_dir().join("leaf-only");
+    let output = quicprobe(&connect_args(&dir, addr, &[]));
+    assert_eq!(output.status.code(), Some(60));
+    let close_line = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|line| line.contains("close received"))
+        .expect("the lab logs the close");
+    assert!(
+        close_line.contains("0x12a")
+            && close_line.contains("unable to get local issuer certificate"),
+        "{close_line}"
+    );
+    // SIGTERM through kill(1), as a supervisor sends it.
+    let status = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = server.wait().unwrap();
+    assert_eq!(exit.code(), Some(0), "serve stops cleanly on SIGTERM");
+    assert!(lines.map_while(Result::ok).any(|line| line == "stopped"));
+}
+
+#[test]
+fn serve_with_a_missing_chain_is_one_line_and_exit_2() {
+    let output = quicprobe(&[
+        "serve".into(),
+        "--chain".into(),
+        "/nonexistent/chain.pem".into(),
+        "--key".into(),
+        "/nonexistent/key.pem".into(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("/nonexistent/chain.pem"), "{stderr}");
+}
+
+#[test]
+fn bad_targets_and_flags_are_one_line_usage_errors() {
+    for args in [
+        vec!["connect", "http://localhost:4433/"],
+        vec!["connect", "localhost:0"],
+        vec!["connect", "--resolve", "nonsense", "localhost:4433"],
+        vec!["connect", "--timeout", "-1", "127.0.0.1:9"],
+        vec![
+            "connect",
+            "--cacert",
+            "/nonexistent/roots.pem",
+            "127.0.0.1:9",
+        ],
+    ] {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let output = quicprobe(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
