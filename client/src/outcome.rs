@@ -224,6 +224,16 @@ impl Outcome {
     }
 
     fn explain_close(&self) -> String {
+        if let Some(offered) = self.stages.iter().find_map(|s| match &s.stage {
+            Stage::VersionNegotiation { offered } => Some(offered),
+            _ => None,
+        }) {
+            return format!(
+                "the server does not speak QUIC v1: it offered only {} \
+                 (quicprobe, through quiche, speaks v1 only)",
+                offered.join(", ")
+            );
+        }
         let Some(close) = &self.close else {
             return "the connection closed before the handshake completed, without a \
                     CONNECTION_CLOSE (a stateless reset, or the server dropped it)"

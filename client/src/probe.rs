@@ -222,12 +222,17 @@ impl Probe {
             quiche::Type::Retry if !self.stages.iter().any(|s| s.stage == Stage::Retry) => {
                 self.push_stage(Stage::Retry)
             }
-            quiche::Type::VersionNegotiation => {
+            quiche::Type::VersionNegotiation
+                if !self
+                    .stages
+                    .iter()
+                    .any(|s| matches!(s.stage, Stage::VersionNegotiation { .. })) =>
+            {
                 let offered = header
                     .versions
                     .unwrap_or_default()
                     .iter()
-                    .map(|v| format!("0x{v:08x}"))
+                    .map(|v| version_name(*v))
                     .collect();
                 self.push_stage(Stage::VersionNegotiation { offered });
             }
@@ -503,6 +508,21 @@ impl Write for QlogTap {
             Some(file) => file.flush(),
             None => Ok(()),
         }
+    }
+}
+
+/// A QUIC version as people know it, e.g. "0x6b3343cf (QUIC v2)".
+fn version_name(version: u32) -> String {
+    let name = match version {
+        0x0000_0001 => Some("QUIC v1"),
+        0x6b33_43cf => Some("QUIC v2"),
+        0xff00_001d => Some("draft-29"),
+        v if v & 0x0f0f_0f0f == 0x0a0a_0a0a => Some("reserved, to exercise negotiation"),
+        _ => None,
+    };
+    match name {
+        Some(name) => format!("0x{version:08x} ({name})"),
+        None => format!("0x{version:08x}"),
     }
 }
 

@@ -500,3 +500,46 @@ fn bad_targets_and_flags_are_one_line_usage_errors() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+/// A server that speaks only QUIC v2 (as msquic can be configured to): it
+/// answers every Initial with a Version Negotiation packet offering v2.
+fn spawn_v2_only_responder() -> (SocketAddr, std::thread::JoinHandle<()>) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let addr = socket.local_addr().unwrap();
+    // Answers until the client has been quiet for half a second.
+    let thread = std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((len, from)) = socket.recv_from(&mut buf) {
+            let header =
+                quiche::Header::from_slice(&mut buf[..len], quiche::MAX_CONN_ID_LEN).unwrap();
+            // RFC 9000 §17.2.1: long header, version 0, the client's IDs swapped.
+            let mut packet = vec![0x80, 0, 0, 0, 0];
+            packet.push(header.scid.len() as u8);
+            packet.extend_from_slice(&header.scid);
+            packet.push(header.dcid.len() as u8);
+            packet.extend_from_slice(&header.dcid);
+            packet.extend_from_slice(&0x6b33_43cfu32.to_be_bytes()); // QUIC v2
+            socket.send_to(&packet, from).unwrap();
+        }
+    });
+    (addr, thread)
+}
+
+#[test]
+fn a_server_without_quic_v1_is_reported_through_version_negotiation() {
+    let (addr, responder) = spawn_v2_only_responder();
+    let dir = certs_dir().join("full-chain");
+    let output = quicprobe(&connect_args(&dir, addr, &[]));
+    responder.join().unwrap();
+    let report = json_of(&output);
+    assert_eq!(output.status.code(), Some(35), "{report}");
+    assert_eq!(
+        stage_names(&report),
+        ["client_hello_sent", "version_negotiation"]
+    );
+    let explanation = report["explanation"].as_str().unwrap();
+    assert!(explanation.contains("0x6b3343cf"), "{explanation}");
+}
