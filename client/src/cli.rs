@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "quicprobe", version, propagate_version = true)]
 pub struct Cli {
-    /// More output (-v: debug, -vv: trace). RUST_LOG works too.
+    /// More output (-v: info, -vv: debug, -vvv: trace). RUST_LOG works too.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
     /// Less output: errors only.
@@ -70,7 +70,8 @@ pub struct ConnectArgs {
     /// Dial ADDR for HOST:PORT, as curl's --resolve HOST:PORT:ADDR.
     #[arg(long, value_name = "HOST:PORT:ADDR")]
     pub resolve: Vec<crate::target::ResolveEntry>,
-    /// The name sent in SNI (and checked against the certificate).
+    /// The name sent in SNI, and the name the certificate must carry
+    /// (instead of the target's host).
     #[arg(long, value_name = "NAME")]
     pub sni: Option<String>,
     /// ALPNs to offer, comma-separated.

@@ -94,8 +94,12 @@ impl Probe {
         .map_err(|error| io::Error::other(format!("QUIC connect: {error}")))?;
         let started = Instant::now();
         let handshake_done = Arc::new(AtomicBool::new(false));
+        let peer_name = settings
+            .sni
+            .as_deref()
+            .map_or_else(|| target.peer_name(), PeerName::parse);
         let mut probe = Self {
-            peer_name: target.peer_name(),
+            peer_name,
             target,
             addr,
             socket,

@@ -167,7 +167,10 @@ fn native_stage_line(event: &StageEvent) -> String {
             bytes,
         } => (
             "<",
-            format!("Certificate (11): {certificates} certificates, {bytes} bytes"),
+            format!(
+                "Certificate (11): {certificates} certificate{}, {bytes} bytes",
+                if *certificates == 1 { "" } else { "s" }
+            ),
         ),
         Stage::Verdict {
             accepted,
