@@ -165,7 +165,7 @@ impl LabHandle {
     pub fn wait_for(
         &self,
         timeout: Duration,
-        wanted: impl Fn(&LabEvent) -> bool,
+        mut wanted: impl FnMut(&LabEvent) -> bool,
     ) -> Option<LabEvent> {
         let deadline = Instant::now() + timeout;
         loop {

@@ -79,18 +79,22 @@ fn stage_names(report: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The close the lab received, if any, within a few seconds.
-fn close_received(lab: &LabHandle) -> Option<(bool, u64, String)> {
-    match lab.wait_for(Duration::from_secs(5), |e| {
+/// The close the lab received, if any, within a few seconds, and whether
+/// the lab saw the handshake complete before it.
+fn close_received(lab: &LabHandle) -> (Option<(bool, u64, String)>, bool) {
+    let mut handshake_done = false;
+    let close = lab.wait_for(Duration::from_secs(5), |e| {
+        handshake_done |= matches!(e, LabEvent::HandshakeDone { .. });
         matches!(e, LabEvent::CloseReceived { .. })
-    }) {
+    });
+    match close {
         Some(LabEvent::CloseReceived {
             is_app,
             error_code,
             reason,
             ..
-        }) => Some((is_app, error_code, reason)),
-        _ => None,
+        }) => (Some((is_app, error_code, reason)), handshake_done),
+        _ => (None, handshake_done),
     }
 }
 
@@ -121,7 +125,7 @@ fn check_scenario(dir: &Path) -> Vec<String> {
     let lab = start_lab(dir, |_| {});
     let output = quicprobe(&connect_args(dir, lab.addr(), &[]));
     let report = json_of(&output);
-    let close = close_received(&lab);
+    let (close, server_handshake_done) = close_received(&lab);
     let mut wrong = Vec::new();
     let mut expect = |what: &str, ok: bool, got: String| {
         if !ok {

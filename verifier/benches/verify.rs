@@ -31,7 +31,20 @@ fn bench_scenario(c: &mut Criterion, label: &str, name: &str) {
     });
 }
 
+/// The floor: one certificate signature checked by BoringSSL (`X509_verify`),
+/// of which a chain of N certificates below the root needs N.
+fn bench_one_signature(c: &mut Criterion, label: &str, name: &str) {
+    let chain = read_certificates(&scenario(name).join("chain.pem")).unwrap();
+    let issuer_key = chain[1].public_key().unwrap();
+    assert!(chain[0].verify(&issuer_key).unwrap());
+    c.bench_function(&format!("one-signature/{label}"), |b| {
+        b.iter(|| chain[0].verify(&issuer_key))
+    });
+}
+
 fn verification(c: &mut Criterion) {
+    bench_one_signature(c, "ecdsa-p256", "full-chain");
+    bench_one_signature(c, "rsa4096", "rsa4096-chain");
     bench_scenario(c, "ecdsa-p256-3-certs", "full-chain");
     bench_scenario(c, "rsa4096-5-certs", "rsa4096-chain");
 }
