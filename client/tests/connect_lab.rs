@@ -190,6 +190,11 @@ fn check_scenario(dir: &Path) -> Vec<String> {
             !stages.iter().any(|s| s == "handshake_done"),
             format!("{stages:?}"),
         );
+        expect(
+            "the server never completes the handshake",
+            !server_handshake_done,
+            "the lab saw it complete".into(),
+        );
     }
     wrong
 }
