@@ -129,6 +129,16 @@ impl std::fmt::Display for LabEvent {
     }
 }
 
+/// A CONNECTION_CLOSE as the lab received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedClose {
+    pub is_app: bool,
+    pub error_code: u64,
+    pub reason: String,
+    /// Whether a handshake completed before the close arrived.
+    pub after_handshake: bool,
+}
+
 /// Why the lab could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
@@ -174,6 +184,29 @@ impl LabHandle {
             if wanted(&event) {
                 return Some(event);
             }
+        }
+    }
+
+    /// Waits up to `timeout` for the next CONNECTION_CLOSE the lab receives;
+    /// notes whether a handshake completed before it.
+    pub fn wait_for_close(&self, timeout: Duration) -> Option<ReceivedClose> {
+        let mut after_handshake = false;
+        match self.wait_for(timeout, |event| {
+            after_handshake |= matches!(event, LabEvent::HandshakeDone { .. });
+            matches!(event, LabEvent::CloseReceived { .. })
+        })? {
+            LabEvent::CloseReceived {
+                is_app,
+                error_code,
+                reason,
+                ..
+            } => Some(ReceivedClose {
+                is_app,
+                error_code,
+                reason,
+                after_handshake,
+            }),
+            _ => None,
         }
     }
 

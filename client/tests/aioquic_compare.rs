@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use quicprobe::lab::{self, LabEvent, LabHandle, LabSpec};
+use quicprobe::lab::{self, LabHandle, LabSpec};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -91,19 +91,10 @@ fn normalise(log: &str) -> Vec<String> {
         .collect()
 }
 
-/// The close code the lab received, within a few seconds.
+/// The close the lab received next, as (is_app, code, reason).
 fn close_code(lab: &LabHandle) -> Option<(bool, u64, String)> {
-    match lab.wait_for(Duration::from_secs(5), |e| {
-        matches!(e, LabEvent::CloseReceived { .. })
-    })? {
-        LabEvent::CloseReceived {
-            is_app,
-            error_code,
-            reason,
-            ..
-        } => Some((is_app, error_code, reason)),
-        _ => None,
-    }
+    lab.wait_for_close(Duration::from_secs(5))
+        .map(|c| (c.is_app, c.error_code, c.reason))
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use boring::ssl::{SslContextBuilder, SslMethod};
 use quicprobe::event_loop::{self, Job};
-use quicprobe::lab::{self, LabEvent, LabSpec};
+use quicprobe::lab::{self, LabSpec};
 use quicprobe::probe::ProbeSettings;
 use quicprobe::target::Target;
 use quicprobe_verifier::{install, OnReject, Policy, TrustStore};
@@ -38,17 +38,10 @@ fn close_seen_by_server(on_reject: OnReject) -> (bool, u64, String) {
         addr: lab.addr(),
     };
     event_loop::run(vec![job], 1, &mut config, &slot, &settings).unwrap();
-    match lab.wait_for(Duration::from_secs(5), |e| {
-        matches!(e, LabEvent::CloseReceived { .. })
-    }) {
-        Some(LabEvent::CloseReceived {
-            is_app,
-            error_code,
-            reason,
-            ..
-        }) => (is_app, error_code, reason),
-        other => panic!("no close received: {other:?}"),
-    }
+    let close = lab
+        .wait_for_close(Duration::from_secs(5))
+        .expect("the lab receives a close");
+    (close.is_app, close.error_code, close.reason)
 }
 
 #[test]

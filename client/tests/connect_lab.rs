@@ -79,25 +79,6 @@ fn stage_names(report: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The close the lab received, if any, within a few seconds, and whether
-/// the lab saw the handshake complete before it.
-fn close_received(lab: &LabHandle) -> (Option<(bool, u64, String)>, bool) {
-    let mut handshake_done = false;
-    let close = lab.wait_for(Duration::from_secs(5), |e| {
-        handshake_done |= matches!(e, LabEvent::HandshakeDone { .. });
-        matches!(e, LabEvent::CloseReceived { .. })
-    });
-    match close {
-        Some(LabEvent::CloseReceived {
-            is_app,
-            error_code,
-            reason,
-            ..
-        }) => (Some((is_app, error_code, reason)), handshake_done),
-        _ => (None, handshake_done),
-    }
-}
-
 const ACCEPTED_STAGES: [&str; 9] = [
     "client_hello_sent",
     "server_hello",
@@ -125,7 +106,9 @@ fn check_scenario(dir: &Path) -> Vec<String> {
     let lab = start_lab(dir, |_| {});
     let output = quicprobe(&connect_args(dir, lab.addr(), &[]));
     let report = json_of(&output);
-    let (close, server_handshake_done) = close_received(&lab);
+    let received = lab.wait_for_close(Duration::from_secs(5));
+    let server_handshake_done = received.as_ref().is_some_and(|c| c.after_handshake);
+    let close = received.map(|c| (c.is_app, c.error_code, c.reason));
     let mut wrong = Vec::new();
     let mut expect = |what: &str, ok: bool, got: String| {
         if !ok {
