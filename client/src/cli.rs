@@ -98,6 +98,10 @@ pub struct ConnectArgs {
     /// Which TLS alert a rejection sends.
     #[arg(long, value_enum, default_value_t = AlertStyleArg::Aioquic)]
     pub alert_style: AlertStyleArg,
+    /// Go on even when the chain is rejected, as curl -k does. Loud: the trace,
+    /// the summary and the JSON still say what verification said.
+    #[arg(short = 'k', long)]
+    pub insecure: bool,
     /// Make N connections to each target.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub repeat: usize,

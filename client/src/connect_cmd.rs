@@ -48,6 +48,8 @@ pub struct ClientSetup {
     pub alpns: Vec<String>,
     pub idle_timeout: Duration,
     pub keylog: bool,
+    /// `--insecure`: a rejected chain does not stop the handshake.
+    pub insecure: bool,
 }
 
 /// One quiche client configuration, the verifier installed last, and the
@@ -61,7 +63,11 @@ pub fn quic_config(setup: &ClientSetup) -> Result<(quiche::Config, VerdictSlot),
     // Pause instead of alerting, so that the close carries 0x100 + alert and
     // the verdict's reason as aioquic's does (BoringSSL's alert path through
     // quiche gives 0x130 and an empty reason).
-    policy.on_reject = OnReject::Pause;
+    policy.on_reject = if setup.insecure {
+        OnReject::Continue
+    } else {
+        OnReject::Pause
+    };
     // Installed last: nothing may call SSL_CTX_set_verify after it.
     let slot = install(&mut builder, policy);
     let quic_error = |e: quiche::Error| ConnectError::Setup(format!("QUIC setup: {e}"));
@@ -102,7 +108,14 @@ pub fn run(args: &ConnectArgs) -> Result<ConnectOutput, ConnectError> {
         alpns: args.alpn.clone(),
         idle_timeout: seconds(args.idle_timeout)?,
         keylog: keylog.is_some(),
+        insecure: args.insecure,
     };
+    if args.insecure {
+        log::warn!(
+            "--insecure: certificate verification failures will NOT stop the connection \
+             (each one is still reported)"
+        );
+    }
     let settings = ProbeSettings {
         alpns: args.alpn.clone(),
         sni: args.sni.clone(),
@@ -112,6 +125,7 @@ pub fn run(args: &ConnectArgs) -> Result<ConnectOutput, ConnectError> {
             .qlog_dir
             .clone()
             .or_else(|| std::env::var_os("QLOGDIR").map(PathBuf::from)),
+        insecure: args.insecure,
     };
     if let Some(dir) = &settings.qlog_dir {
         std::fs::create_dir_all(dir)

@@ -115,6 +115,7 @@ fn play(act: &Act) -> Result<(Outcome, Vec<String>), ConnectError> {
         alpns: vec!["h3".into()],
         idle_timeout: Duration::from_secs(30),
         keylog: false,
+        insecure: false,
     };
     let settings = ProbeSettings {
         alpns: setup.alpns.clone(),
@@ -122,6 +123,7 @@ fn play(act: &Act) -> Result<(Outcome, Vec<String>), ConnectError> {
         timeout: Duration::from_secs(10),
         keylog: None,
         qlog_dir: None,
+        insecure: false,
     };
     let job = Job {
         target,

@@ -191,10 +191,11 @@ impl Outcome {
     fn explain(&self) -> String {
         match self.kind {
             OutcomeKind::Ok => format!(
-                "handshake complete{}",
+                "handshake complete{}{}",
                 self.alpn
                     .as_deref()
-                    .map_or_else(String::new, |a| format!(", ALPN {a}"))
+                    .map_or_else(String::new, |a| format!(", ALPN {a}")),
+                self.insecure_warning()
             ),
             OutcomeKind::VerificationFailed => format!(
                 "SSL certificate problem: {}",
@@ -206,6 +207,18 @@ impl Outcome {
             ),
             OutcomeKind::Timeout => self.explain_timeout(),
             OutcomeKind::HandshakeFailed => self.explain_close(),
+        }
+    }
+
+    /// Loud words when `--insecure` let a rejected chain through.
+    pub fn insecure_warning(&self) -> String {
+        match &self.checked {
+            Some(checked) if !checked.verdict.accepted => format!(
+                " -- INSECURE: the certificate chain was REJECTED (verify error:num={}:{}) \
+                 and --insecure ignored it",
+                checked.verdict.x509_error, checked.verdict.x509_error_string
+            ),
+            _ => String::new(),
         }
     }
 
@@ -281,6 +294,7 @@ impl Outcome {
             "tls": self.tls,
             "stats": self.stats,
             "handshake_ms": self.handshake_ms,
+            "insecure_override": self.kind == OutcomeKind::Ok && !self.insecure_warning().is_empty(),
             "response": self.response,
             "request_error": self.request_error,
             "elapsed_ms": self.elapsed.as_secs_f64() * 1000.0,

@@ -30,6 +30,8 @@ pub struct ProbeSettings {
     pub timeout: Duration,
     pub keylog: Option<PathBuf>,
     pub qlog_dir: Option<PathBuf>,
+    /// `--insecure`: a rejected chain does not end the connection.
+    pub insecure: bool,
 }
 
 /// A connection attempt in flight or finished.
@@ -55,6 +57,7 @@ pub struct Probe {
     /// CONNECTION_CLOSE has gone out.
     closing: Option<CloseReason>,
     close_sent: bool,
+    insecure: bool,
     finished: Option<Outcome>,
     scid_hex: String,
 }
@@ -118,6 +121,7 @@ impl Probe {
             handshake_done: handshake_done.clone(),
             closing: None,
             close_sent: false,
+            insecure: settings.insecure,
             finished: None,
             scid_hex: hex(&scid),
         };
@@ -252,7 +256,7 @@ impl Probe {
             let Some(stage) = stage_of(&message, &self.alpns, self.sni.as_deref()) else {
                 continue;
             };
-            if self.chain_rejected() {
+            if self.stopped_by_verdict() {
                 // BoringSSL reads CertificateVerify before it asks for the
                 // verdict; after a rejection it is never processed.
                 continue;
@@ -271,8 +275,15 @@ impl Probe {
         }
     }
 
-    fn chain_rejected(&self) -> bool {
-        self.checked.as_ref().is_some_and(|c| !c.verdict.accepted)
+    /// Whether the verdict ended the handshake: a rejection, unless `--insecure`.
+    fn stopped_by_verdict(&self) -> bool {
+        self.checked
+            .as_ref()
+            .is_some_and(|c| self.stopped_by_verdict_of(c))
+    }
+
+    fn stopped_by_verdict_of(&self, checked: &CheckedChain) -> bool {
+        !checked.verdict.accepted && !self.insecure
     }
 
     fn with_transport_parameters(&self, stage: Stage) -> Stage {
@@ -291,7 +302,10 @@ impl Probe {
             x509_error: checked.verdict.x509_error,
             reason: checked.reason().to_owned(),
         });
-        if let (Some(code), false) = (checked.quic_error_code(), checked.verdict.accepted) {
+        if let (Some(code), true) = (
+            checked.quic_error_code(),
+            self.stopped_by_verdict_of(&checked),
+        ) {
             // As aioquic does: a transport CONNECTION_CLOSE with 0x100 + alert
             // and the verdict's text as the reason phrase.
             let _ = self.conn.close(false, code, checked.reason().as_bytes());
@@ -435,7 +449,7 @@ impl Probe {
     }
 
     fn outcome_kind(&self) -> OutcomeKind {
-        if self.chain_rejected() {
+        if self.stopped_by_verdict() {
             return OutcomeKind::VerificationFailed;
         }
         if self.established_at.is_some() && self.conn.peer_error().is_none_or(|e| e.is_app) {

@@ -33,7 +33,7 @@ pub fn render(outcome: &Outcome, style: TraceStyle, index: usize) -> String {
 pub fn summary_line(outcome: &Outcome) -> String {
     match outcome.kind {
         OutcomeKind::Ok => format!(
-            "quicprobe: ok: {} ({}) {}{}, handshake {} ms, rtt {:.1} ms",
+            "quicprobe: ok: {} ({}) {}{}, handshake {} ms, rtt {:.1} ms{}",
             outcome.target,
             outcome.addr,
             outcome.alpn.as_deref().unwrap_or("-"),
@@ -41,7 +41,8 @@ pub fn summary_line(outcome: &Outcome) -> String {
             outcome
                 .handshake_ms
                 .map_or_else(|| "?".into(), |ms| format!("{ms:.1}")),
-            outcome.stats.rtt_ms
+            outcome.stats.rtt_ms,
+            outcome.insecure_warning()
         ),
         _ => format!(
             "quicprobe: ({}) {} ({}): {}",

@@ -32,6 +32,7 @@ fn close_seen_by_server(on_reject: OnReject) -> (bool, u64, String) {
         timeout: Duration::from_secs(5),
         keylog: None,
         qlog_dir: None,
+        insecure: false,
     };
     let job = Job {
         target: Target::parse(&format!("localhost:{}", lab.addr().port())).unwrap(),

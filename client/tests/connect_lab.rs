@@ -535,3 +535,24 @@ fn a_server_without_quic_v1_is_reported_through_version_negotiation() {
     let explanation = report["explanation"].as_str().unwrap();
     assert!(explanation.contains("0x6b3343cf"), "{explanation}");
 }
+
+#[test]
+fn insecure_goes_on_but_still_says_loudly_what_verification_said() {
+    let dir = certs_dir().join("leaf-only");
+    let lab = start_lab(&dir, |_| {});
+    let output = quicprobe(&connect_args(&dir, lab.addr(), &["--insecure"]));
+    let report = json_of(&output);
+    assert_eq!(output.status.code(), Some(0), "{report}");
+    assert_eq!(report["outcome"], "ok");
+    assert_eq!(report["insecure_override"], true);
+    assert_eq!(report["verdict"]["accepted"], false);
+    assert_eq!(report["verdict"]["x509_error"], 20);
+    let explanation = report["explanation"].as_str().unwrap();
+    assert!(explanation.contains("INSECURE"), "{explanation}");
+    assert!(stage_names(&report).contains(&"handshake_done".to_owned()));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--insecure"),
+        "a warning on stderr: {stderr}"
+    );
+}

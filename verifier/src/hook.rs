@@ -55,6 +55,9 @@ pub enum OnReject {
     /// carrying 0x100 + alert and the verdict's text as reason phrase. The
     /// handshake never completes.
     Pause,
+    /// Let the handshake go on (`--insecure`). The verdict and the alert that
+    /// would have been sent are still recorded, for the caller to report loudly.
+    Continue,
 }
 
 /// What the hook does, besides verifying strictly.
@@ -212,6 +215,7 @@ fn decision(checked: &CheckedChain, policy: &Policy) -> Result<(), SslVerifyErro
     match (checked.alert, policy.on_reject) {
         (None, _) => Ok(()),
         (Some(_), OnReject::Pause) => Err(SslVerifyError::Retry),
+        (Some(_), OnReject::Continue) => Ok(()),
         (Some(alert), OnReject::SendAlert) => Err(SslVerifyError::Invalid(ffi::ssl_alert(alert))),
     }
 }
