@@ -154,7 +154,7 @@ impl Outcome {
             .map(|s| s.t_ms);
         let mut outcome = Self {
             kind,
-            target: format!("{}:{}", target.host, target.port),
+            target: target.authority(),
             addr,
             connection_id: conn
                 .source_id()

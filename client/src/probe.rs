@@ -407,7 +407,7 @@ impl Probe {
     }
 
     fn start_request(&mut self) {
-        let authority = format!("{}:{}", self.target.host, self.target.port);
+        let authority = self.target.authority();
         match Request::start(&mut self.conn, &authority, &self.target.path) {
             Ok(request) => {
                 // The handshake deadline does not cover the download.

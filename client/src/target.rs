@@ -63,6 +63,15 @@ impl Target {
         })
     }
 
+    /// `host:port`, with an IPv6 host in brackets.
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
     /// The name the certificate must carry: the host, or the IP it spells.
     pub fn peer_name(&self) -> PeerName {
         PeerName::parse(&self.host)

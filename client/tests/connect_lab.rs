@@ -556,3 +556,27 @@ fn insecure_goes_on_but_still_says_loudly_what_verification_said() {
         "a warning on stderr: {stderr}"
     );
 }
+
+#[test]
+fn ipv6_loopback_target_in_brackets_with_sni() {
+    let dir = certs_dir().join("full-chain");
+    let lab = lab::spawn(LabSpec::for_scenario(&dir, "[::1]:0".parse().unwrap())).unwrap();
+    let port = lab.addr().port();
+    let args: Vec<String> = [
+        "connect",
+        "--json",
+        "--sni",
+        "localhost",
+        "--cacert",
+        dir.join("roots.pem").to_str().unwrap(),
+        &format!("[::1]:{port}"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let output = quicprobe(&args);
+    let report = json_of(&output);
+    assert_eq!(output.status.code(), Some(0), "{report}");
+    assert_eq!(report["target"], format!("[::1]:{port}"));
+    assert_eq!(report["address"], format!("[::1]:{port}"));
+}
