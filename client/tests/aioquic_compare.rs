@@ -37,12 +37,21 @@ fn aioquic_run(scenario: &str, port: u16) -> (Vec<String>, String) {
     let roots = repo().join("certs").join(scenario).join("roots.pem");
     let output = Command::new(python())
         .arg(repo().join("scripts/peers/aioquic_connect.py"))
-        .args(["localhost", &port.to_string(), "--cafile"])
+        // The lab listens on 127.0.0.1; "localhost" may resolve to ::1 first.
+        .args(["127.0.0.1", &port.to_string(), "--server-name", "localhost"])
+        .arg("--cafile")
         .arg(roots)
         .output()
         .expect("run aioquic");
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     let result = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    if result.is_empty() {
+        let tail: Vec<&str> = stderr.lines().rev().take(15).collect();
+        panic!(
+            "aioquic printed no result; the end of its log:\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
     (normalise(&stderr), result)
 }
 

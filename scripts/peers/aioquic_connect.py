@@ -86,7 +86,10 @@ def main() -> None:
     )
     recorder = Recorder()
     logging.getLogger("quic").addHandler(recorder)
-    result = asyncio.run(asyncio.wait_for(handshake_once(args), 10))
+    try:
+        result = asyncio.run(asyncio.wait_for(handshake_once(args), 10))
+    except TimeoutError:
+        result = "timeout"
     print(recorder.error or result)
 
 
