@@ -67,7 +67,8 @@ pub struct ConnectArgs {
     pub targets: Vec<String>,
     #[command(flatten)]
     pub trust: TrustArgs,
-    /// Dial ADDR for HOST:PORT, as curl's --resolve HOST:PORT:ADDR.
+    /// Dial ADDR for HOST:PORT, as curl's --resolve HOST:PORT:ADDR[,ADDR]...
+    /// (the next address is tried when one refuses).
     #[arg(long, value_name = "HOST:PORT:ADDR")]
     pub resolve: Vec<crate::target::ResolveEntry>,
     /// The name sent in SNI, and the name the certificate must carry

@@ -184,11 +184,12 @@ fn jobs(args: &ConnectArgs) -> Result<Vec<Job>, ConnectError> {
     let mut jobs = Vec::new();
     for text in &args.targets {
         let target = Target::parse(text)?;
-        let addr = target.resolve(&args.resolve)?;
+        let addrs = target.resolve_all(&args.resolve)?;
         for _ in 0..args.repeat {
             jobs.push(Job {
                 target: target.clone(),
-                addr,
+                addr: addrs[0],
+                fallbacks: addrs[1..].to_vec(),
             });
         }
     }

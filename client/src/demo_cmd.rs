@@ -125,10 +125,7 @@ fn play(act: &Act) -> Result<(Outcome, Vec<String>), ConnectError> {
         qlog_dir: None,
         insecure: false,
     };
-    let job = Job {
-        target,
-        addr: lab.addr(),
-    };
+    let job = Job::new(target, lab.addr());
     let outcomes = run_jobs(vec![job], 1, &setup, &settings)?;
     let outcome = explain_chains(outcomes, &trust)
         .into_iter()

@@ -3,7 +3,7 @@
 //! small function; nothing blocks but the poll itself, whose timeout is the
 //! earliest timer of any connection.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -11,7 +11,7 @@ use std::time::Instant;
 use mio::{Events, Interest, Poll, Token};
 use quicprobe_verifier::VerdictSlot;
 
-use crate::outcome::Outcome;
+use crate::outcome::{Outcome, OutcomeKind};
 use crate::probe::{Probe, ProbeSettings};
 use crate::target::Target;
 
@@ -20,6 +20,28 @@ use crate::target::Target;
 pub struct Job {
     pub target: Target,
     pub addr: SocketAddr,
+    /// Addresses to try next, in order, if `addr` refuses (ICMP unreachable).
+    pub fallbacks: Vec<SocketAddr>,
+}
+
+impl Job {
+    pub fn new(target: Target, addr: SocketAddr) -> Self {
+        Self {
+            target,
+            addr,
+            fallbacks: Vec::new(),
+        }
+    }
+
+    /// The same job on the next address, if there is one.
+    fn next_address(&self) -> Option<Job> {
+        let (next, rest) = self.fallbacks.split_first()?;
+        Some(Job {
+            target: self.target.clone(),
+            addr: *next,
+            fallbacks: rest.to_vec(),
+        })
+    }
 }
 
 /// Runs every job, `concurrency` at a time, and returns their outcomes in job order.
@@ -33,8 +55,9 @@ pub fn run(
     let mut run = Run {
         poll: Poll::new()?,
         events: Events::with_capacity(1024),
-        pending: jobs.into_iter().enumerate().collect::<Vec<_>>().into_iter(),
+        pending: jobs.into_iter().enumerate().collect(),
         active: HashMap::new(),
+        refused: HashMap::new(),
         outcomes: Vec::new(),
         concurrency: concurrency.max(1),
     };
@@ -43,7 +66,7 @@ pub fn run(
         // A first flight can already end a probe (ECONNREFUSED on send).
         run.collect_finished()?;
         if run.active.is_empty() {
-            if run.pending.len() == 0 {
+            if run.pending.is_empty() {
                 break;
             }
             continue;
@@ -65,8 +88,11 @@ pub fn run(
 struct Run {
     poll: Poll,
     events: Events,
-    pending: std::vec::IntoIter<(usize, Job)>,
-    active: HashMap<usize, Probe>,
+    pending: VecDeque<(usize, Job)>,
+    /// Each active probe's job, for trying its next address.
+    active: HashMap<usize, (Probe, Job)>,
+    /// Addresses that refused, per job, before the one that answered.
+    refused: HashMap<usize, Vec<SocketAddr>>,
     outcomes: Vec<(usize, Outcome)>,
     concurrency: usize,
 }
@@ -79,15 +105,15 @@ impl Run {
         settings: &ProbeSettings,
     ) -> io::Result<()> {
         while self.active.len() < self.concurrency {
-            let Some((index, job)) = self.pending.next() else {
+            let Some((index, job)) = self.pending.pop_front() else {
                 return Ok(());
             };
-            let mut probe = Probe::start(job.target, job.addr, config, settings)?;
+            let mut probe = Probe::start(job.target.clone(), job.addr, config, settings)?;
             self.poll
                 .registry()
                 .register(&mut probe.socket, Token(index), Interest::READABLE)?;
             probe.step();
-            self.active.insert(index, probe);
+            self.active.insert(index, (probe, job));
         }
         Ok(())
     }
@@ -98,7 +124,7 @@ impl Run {
         let timeout = self
             .active
             .values()
-            .map(Probe::next_wakeup)
+            .map(|(probe, _)| probe.next_wakeup())
             .min()
             .map(|at| at.saturating_duration_since(now));
         match self.poll.poll(&mut self.events, timeout) {
@@ -109,20 +135,20 @@ impl Run {
 
     fn recv_ready(&mut self, slot: &VerdictSlot) {
         for event in &self.events {
-            if let Some(probe) = self.active.get_mut(&event.token().0) {
+            if let Some((probe, _)) = self.active.get_mut(&event.token().0) {
                 probe.recv_all(slot);
             }
         }
     }
 
     fn fire_timers(&mut self) {
-        for probe in self.active.values_mut() {
+        for (probe, _) in self.active.values_mut() {
             probe.fire_timer();
         }
     }
 
     fn flush_sends(&mut self) {
-        for probe in self.active.values_mut() {
+        for (probe, _) in self.active.values_mut() {
             probe.step();
         }
     }
@@ -132,16 +158,25 @@ impl Run {
         let finished: Vec<usize> = self
             .active
             .iter()
-            .filter(|(_, probe)| probe.is_finished())
+            .filter(|(_, (probe, _))| probe.is_finished())
             .map(|(index, _)| *index)
             .collect();
         for index in finished {
-            if let Some(mut probe) = self.active.remove(&index) {
-                self.poll.registry().deregister(&mut probe.socket)?;
-                if let Some(outcome) = probe.take_outcome() {
-                    self.outcomes.push((index, outcome));
-                }
+            let Some((mut probe, job)) = self.active.remove(&index) else {
+                continue;
+            };
+            self.poll.registry().deregister(&mut probe.socket)?;
+            let Some(mut outcome) = probe.take_outcome() else {
+                continue;
+            };
+            if let (OutcomeKind::Refused, Some(next)) = (outcome.kind, job.next_address()) {
+                log::info!("{} refused; trying {}", job.addr, next.addr);
+                self.refused.entry(index).or_default().push(job.addr);
+                self.pending.push_front((index, next));
+                continue;
             }
+            outcome.refused_before = self.refused.remove(&index).unwrap_or_default();
+            self.outcomes.push((index, outcome));
         }
         Ok(())
     }

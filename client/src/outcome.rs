@@ -132,6 +132,8 @@ pub struct Outcome {
     pub response: Option<Response>,
     /// Why that GET could not be made.
     pub request_error: Option<String>,
+    /// Addresses of the target that refused before `addr` was tried.
+    pub refused_before: Vec<SocketAddr>,
 }
 
 impl Outcome {
@@ -174,6 +176,7 @@ impl Outcome {
             explanation: String::new(),
             response: None,
             request_error: None,
+            refused_before: Vec::new(),
         };
         outcome.explanation = outcome.explain();
         outcome
@@ -287,6 +290,7 @@ impl Outcome {
             "explanation": self.explanation,
             "target": self.target,
             "address": self.addr.to_string(),
+            "refused_before": self.refused_before.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "close": self.close,
             "stages": self.stages,
             "alpn": self.alpn,

@@ -32,7 +32,7 @@ pub enum TargetError {
     Scheme(String),
     #[error("{0:?}: bad port")]
     Port(String),
-    #[error("--resolve {0:?}: expected host:port:address")]
+    #[error("--resolve {0:?}: expected host:port:address[,address]...")]
     Resolve(String),
     #[error("{host}: cannot resolve: {reason}")]
     Lookup { host: String, reason: String },
@@ -85,37 +85,56 @@ impl Target {
             .then(|| self.host.clone())
     }
 
-    /// The address to dial: a matching `--resolve` entry, else the system resolver.
+    /// The address to dial: a matching `--resolve` entry, else the system
+    /// resolver's first answer.
     pub fn resolve(&self, overrides: &[ResolveEntry]) -> Result<SocketAddr, TargetError> {
+        self.resolve_all(overrides).map(|addrs| addrs[0])
+    }
+
+    /// Every address to try, in order (never empty): a matching `--resolve`
+    /// entry, the IP the host spells, or all the system resolver's answers
+    /// (`localhost` is often ::1 first, then 127.0.0.1).
+    pub fn resolve_all(&self, overrides: &[ResolveEntry]) -> Result<Vec<SocketAddr>, TargetError> {
         if let Some(entry) = overrides
             .iter()
             .find(|e| e.host.eq_ignore_ascii_case(&self.host) && e.port == self.port)
         {
-            return Ok(SocketAddr::new(entry.addr, self.port));
+            return Ok(entry
+                .addrs
+                .iter()
+                .map(|ip| SocketAddr::new(*ip, self.port))
+                .collect());
         }
         if let Ok(ip) = self.host.parse::<IpAddr>() {
-            return Ok(SocketAddr::new(ip, self.port));
+            return Ok(vec![SocketAddr::new(ip, self.port)]);
         }
-        (self.host.as_str(), self.port)
+        let lookup_error = |reason: String| TargetError::Lookup {
+            host: self.host.clone(),
+            reason,
+        };
+        let mut addrs: Vec<SocketAddr> = Vec::new();
+        for addr in (self.host.as_str(), self.port)
             .to_socket_addrs()
-            .map_err(|error| TargetError::Lookup {
-                host: self.host.clone(),
-                reason: error.to_string(),
-            })?
-            .next()
-            .ok_or_else(|| TargetError::Lookup {
-                host: self.host.clone(),
-                reason: "no address".into(),
-            })
+            .map_err(|error| lookup_error(error.to_string()))?
+        {
+            if !addrs.contains(&addr) {
+                addrs.push(addr);
+            }
+        }
+        if addrs.is_empty() {
+            return Err(lookup_error("no address".into()));
+        }
+        Ok(addrs)
     }
 }
 
-/// One `--resolve host:port:addr` entry.
+/// One `--resolve host:port:addr[,addr]...` entry, as curl's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolveEntry {
     pub host: String,
     pub port: u16,
-    pub addr: IpAddr,
+    /// Tried in order: the next one when one refuses.
+    pub addrs: Vec<IpAddr>,
 }
 
 impl std::str::FromStr for ResolveEntry {
@@ -125,11 +144,19 @@ impl std::str::FromStr for ResolveEntry {
         let bad = || TargetError::Resolve(text.into());
         let (host, rest) = text.split_once(':').ok_or_else(bad)?;
         let (port, addr) = rest.split_once(':').ok_or_else(bad)?;
-        let addr = addr.trim_start_matches('[').trim_end_matches(']');
+        let addrs = addr
+            .split(',')
+            .map(|a| {
+                a.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<IpAddr>()
+                    .map_err(|_| bad())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             host: host.to_owned(),
             port: port.parse().map_err(|_| bad())?,
-            addr: addr.parse().map_err(|_| bad())?,
+            addrs,
         })
     }
 }
@@ -205,6 +232,20 @@ mod tests {
         ] {
             assert!(Target::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn resolve_entry_takes_several_addresses_in_order() {
+        let entry: ResolveEntry = "example.test:4433:[::1],127.0.0.1".parse().unwrap();
+        let target = Target::parse("example.test:4433").unwrap();
+        let addrs = target.resolve_all(&[entry]).unwrap();
+        assert_eq!(
+            addrs,
+            vec![
+                "[::1]:4433".parse().unwrap(),
+                "127.0.0.1:4433".parse().unwrap()
+            ]
+        );
     }
 
     #[test]

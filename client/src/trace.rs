@@ -72,6 +72,12 @@ fn tls_words(outcome: &Outcome) -> String {
 
 fn native(outcome: &Outcome) -> String {
     let mut out = String::new();
+    for refused in &outcome.refused_before {
+        let _ = writeln!(
+            out,
+            "* {refused}: connection refused; trying the next address"
+        );
+    }
     let _ = writeln!(
         out,
         "* Connecting to {} ({}) over QUIC v1",

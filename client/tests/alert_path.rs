@@ -34,10 +34,10 @@ fn close_seen_by_server(on_reject: OnReject) -> (bool, u64, String) {
         qlog_dir: None,
         insecure: false,
     };
-    let job = Job {
-        target: Target::parse(&format!("localhost:{}", lab.addr().port())).unwrap(),
-        addr: lab.addr(),
-    };
+    let job = Job::new(
+        Target::parse(&format!("localhost:{}", lab.addr().port())).unwrap(),
+        lab.addr(),
+    );
     event_loop::run(vec![job], 1, &mut config, &slot, &settings).unwrap();
     let close = lab
         .wait_for_close(Duration::from_secs(5))

@@ -580,3 +580,29 @@ fn ipv6_loopback_target_in_brackets_with_sni() {
     assert_eq!(report["target"], format!("[::1]:{port}"));
     assert_eq!(report["address"], format!("[::1]:{port}"));
 }
+
+#[test]
+fn a_refusing_address_falls_back_to_the_next_one() {
+    // As on stock Debian, where localhost is ::1 first: the lab listens on
+    // 127.0.0.1 only, so ::1 refuses and quicprobe tries 127.0.0.1.
+    let dir = certs_dir().join("full-chain");
+    let lab = start_lab(&dir, |_| {});
+    let port = lab.addr().port();
+    let args: Vec<String> = [
+        "connect",
+        "--json",
+        "--cacert",
+        dir.join("roots.pem").to_str().unwrap(),
+        "--resolve",
+        &format!("localhost:{port}:[::1],127.0.0.1"),
+        &format!("localhost:{port}"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let output = quicprobe(&args);
+    let report = json_of(&output);
+    assert_eq!(output.status.code(), Some(0), "{report}");
+    assert_eq!(report["address"], format!("127.0.0.1:{port}"));
+    assert_eq!(report["refused_before"][0], format!("[::1]:{port}"));
+}
