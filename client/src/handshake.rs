@@ -19,7 +19,9 @@ pub enum Stage {
         bytes: usize,
     },
     /// The server asked us to prove our address (RFC 9000 §8.1.2).
-    Retry,
+    Retry {
+        token_bytes: usize,
+    },
     /// The server does not speak our version; it offered these.
     VersionNegotiation {
         offered: Vec<String>,
@@ -55,7 +57,7 @@ impl Stage {
     pub fn name(&self) -> &'static str {
         match self {
             Self::ClientHelloSent { .. } => "client_hello_sent",
-            Self::Retry => "retry",
+            Self::Retry { .. } => "retry",
             Self::VersionNegotiation { .. } => "version_negotiation",
             Self::ServerHello { .. } => "server_hello",
             Self::EncryptedExtensions { .. } => "encrypted_extensions",

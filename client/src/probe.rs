@@ -227,8 +227,14 @@ impl Probe {
         };
         match header.ty {
             // quiche follows the first Retry only and drops any other.
-            quiche::Type::Retry if !self.stages.iter().any(|s| s.stage == Stage::Retry) => {
-                self.push_stage(Stage::Retry)
+            quiche::Type::Retry
+                if !self
+                    .stages
+                    .iter()
+                    .any(|s| matches!(s.stage, Stage::Retry { .. })) =>
+            {
+                let token_bytes = header.token.as_ref().map_or(0, Vec::len);
+                self.push_stage(Stage::Retry { token_bytes })
             }
             quiche::Type::VersionNegotiation
                 if !self

@@ -140,7 +140,10 @@ fn native_stage_line(event: &StageEvent) -> String {
                 alpns.join(",")
             ),
         ),
-        Stage::Retry => ("<", "Retry: the server validates our address".into()),
+        Stage::Retry { token_bytes } => (
+            "<",
+            format!("Retry: the server validates our address ({token_bytes}-byte token)"),
+        ),
         Stage::VersionNegotiation { offered } => (
             "<",
             format!(
@@ -247,6 +250,11 @@ fn aioquic(outcome: &Outcome) -> String {
                 t,
                 "DEBUG",
                 "TLS State.CLIENT_HANDSHAKE_START -> State.CLIENT_EXPECT_SERVER_HELLO".into(),
+            ),
+            Stage::Retry { token_bytes } => line(
+                t,
+                "INFO",
+                format!("Retrying with token ({token_bytes} bytes)"),
             ),
             Stage::ServerHello { .. } => {
                 if !connected {

@@ -28,8 +28,14 @@ fn python() -> PathBuf {
 }
 
 fn start_lab(scenario: &str) -> LabHandle {
+    start_lab_with(scenario, false)
+}
+
+fn start_lab_with(scenario: &str, retry: bool) -> LabHandle {
     let dir = repo().join("certs").join(scenario);
-    lab::spawn(LabSpec::for_scenario(&dir, "127.0.0.1:0".parse().unwrap())).unwrap()
+    let mut spec = LabSpec::for_scenario(&dir, "127.0.0.1:0".parse().unwrap());
+    spec.retry = retry;
+    lab::spawn(spec).unwrap()
 }
 
 /// aioquic's DEBUG log lines of the `quic` logger, and its result line.
@@ -76,7 +82,8 @@ fn quicprobe_run(scenario: &str, port: u16) -> (Vec<String>, i32) {
 /// negotiation, the error and the close. Its loss-recovery and bookkeeping
 /// lines ("Discarding epoch", "Duplicate CRYPTO data", "Stream N created")
 /// depend on timing and have no counterpart.
-const COMPARED: [&str; 6] = [
+const COMPARED: [&str; 7] = [
+    "Retrying with token",
     "TLS State.",
     "QuicConnectionState.",
     "Negotiated protocol",
@@ -166,4 +173,30 @@ fn an_expired_leaf_is_closed_with_0x12d_by_both() {
         our_close,
         Some((false, 0x12d, "certificate has expired".to_owned()))
     );
+}
+
+#[test]
+fn retry_is_logged_as_aioquic_logs_it() {
+    let lab = start_lab_with("full-chain", true);
+    let (aioquic_lines, aioquic_result) = aioquic_run("full-chain", lab.addr().port());
+    let (our_lines, exit_code) = quicprobe_run("full-chain", lab.addr().port());
+    assert_eq!(aioquic_result, "ok h3");
+    assert_eq!(exit_code, 0);
+    // The lab's token holds the client's first DCID: 8 bytes from aioquic,
+    // 16 from quiche, so the token sizes differ by 8.
+    let retry = |lines: &[String]| -> Vec<String> {
+        lines
+            .iter()
+            .take_while(|l| !l.contains("QuicConnectionState.FIRSTFLIGHT"))
+            .map(|l| match l.find("Retrying with token (") {
+                Some(at) => format!("{}Retrying with token (N bytes)", &l[..at]),
+                None => l.clone(),
+            })
+            .collect()
+    };
+    // Both: ClientHello, the Retry with the lab's token, ClientHello again.
+    assert_eq!(retry(&our_lines), retry(&aioquic_lines));
+    assert!(our_lines
+        .iter()
+        .any(|l| l.starts_with("INFO quic Retrying with token (")));
 }
