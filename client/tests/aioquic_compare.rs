@@ -200,3 +200,56 @@ fn retry_is_logged_as_aioquic_logs_it() {
         .iter()
         .any(|l| l.starts_with("INFO quic Retrying with token (")));
 }
+
+/// quicprobe's prediction for aioquic (`accepted_by.aioquic`, computed by
+/// re-running BoringSSL with aioquic's checks) against real aioquic, for
+/// every scenario.
+#[test]
+fn accepted_by_aioquic_matches_real_aioquic_on_every_scenario() {
+    let mut scenarios: Vec<PathBuf> = std::fs::read_dir(repo().join("certs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|d| d.join("expected").is_file())
+        .collect();
+    scenarios.sort();
+    let mut wrong = Vec::new();
+    for dir in scenarios {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let host = std::fs::read_to_string(dir.join("host")).unwrap();
+        let lab = start_lab(&name);
+        let output = Command::new(python())
+            .arg(repo().join("scripts/peers/aioquic_connect.py"))
+            .args(["127.0.0.1", &lab.addr().port().to_string()])
+            .args(["--server-name", host.trim(), "--cafile"])
+            .arg(dir.join("roots.pem"))
+            .output()
+            .unwrap();
+        let result = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        let aioquic_accepts = result.starts_with("ok");
+        let predicted = predicted_by_quicprobe(&dir, host.trim());
+        if aioquic_accepts != predicted {
+            wrong.push(format!(
+                "{name}: aioquic says {result:?}, quicprobe predicted accepted={predicted}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+fn predicted_by_quicprobe(dir: &Path, host: &str) -> bool {
+    let name_flag = if host.parse::<std::net::IpAddr>().is_ok() {
+        "--ip"
+    } else {
+        "--host"
+    };
+    let output = Command::new(env!("CARGO_BIN_EXE_quicprobe"))
+        .args(["verify", "--json", "--chain"])
+        .arg(dir.join("chain.pem"))
+        .arg("--cacert")
+        .arg(dir.join("roots.pem"))
+        .args([name_flag, host])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    report["accepted_by"]["aioquic"] == true
+}
