@@ -30,7 +30,7 @@ pub use hook::{
 };
 pub use input::{parse_certificates, read_certificates, InputError};
 pub use report::{
-    fingerprint, is_self_signed, issued_by, CertificateSummary, ChainReport, ChainWarning,
+    is_self_signed, issued_by, CertificateSummary, ChainReport, ChainWarning,
     AMPLIFICATION_BUDGET_BYTES,
 };
 pub use trust::{TrustStore, TrustStoreBuilder, SYSTEM_BUNDLE};

@@ -2,7 +2,6 @@
 //! faults of the chain as a whole that BoringSSL does not judge (order,
 //! duplicates, a needless root, certificates that certify nothing, size).
 
-use boring::hash::MessageDigest;
 use boring::nid::Nid;
 use boring::pkey::Id;
 use boring::x509::{X509Ref, X509};
@@ -282,13 +281,6 @@ fn hex_colons(bytes: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()
         .join(":")
-}
-
-/// The SHA-256 fingerprint BoringSSL computes, for callers holding only an X509.
-pub fn fingerprint(cert: &X509Ref) -> String {
-    cert.digest(MessageDigest::sha256())
-        .map(|d| hex_colons(&d))
-        .unwrap_or_default()
 }
 
 fn chain_warnings(
