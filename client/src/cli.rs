@@ -87,7 +87,8 @@ pub struct ConnectArgs {
     /// How the handshake trace is printed.
     #[arg(long, value_enum, default_value_t = crate::trace::TraceStyle::Native)]
     pub trace_style: crate::trace::TraceStyle,
-    /// Print the outcome as one JSON object (one per connection) instead of the trace.
+    /// Print the outcome as JSON instead of the trace: one object per line, one
+    /// line per connection (JSON Lines); with --repeat, one summary object.
     #[arg(long)]
     pub json: bool,
     /// Append TLS secrets in NSS key log format (SSLKEYLOGFILE is honoured too).
@@ -148,7 +149,8 @@ pub struct ServeArgs {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Print each connection's outcome as JSON instead of the traces.
+    /// Print each connection's outcome as JSON instead of the traces: two
+    /// lines, one object each (JSON Lines).
     #[arg(long)]
     pub json: bool,
 }
