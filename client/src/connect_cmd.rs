@@ -134,11 +134,15 @@ pub fn run(args: &ConnectArgs) -> Result<ConnectOutput, ConnectError> {
     let started = Instant::now();
     let outcomes = run_jobs(jobs, args.concurrency, &setup, &settings)?;
     let wall = started.elapsed();
-    let outcomes = explain_chains(outcomes, &trust);
-    let stdout = if args.repeat > 1 {
-        repeat_report(&outcomes, wall, args.json)
+    let (stdout, outcomes) = if args.repeat > 1 {
+        // The summary needs no per-connection explanation.
+        (repeat_report(&outcomes, wall, args.json), outcomes)
     } else {
-        per_connection_report(&outcomes, args.trace_style, args.json)
+        let outcomes = explain_chains(outcomes, &trust);
+        (
+            per_connection_report(&outcomes, args.trace_style, args.json),
+            outcomes,
+        )
     };
     Ok(ConnectOutput {
         stdout,

@@ -235,7 +235,7 @@ pub fn spawn(spec: LabSpec) -> Result<LabHandle, LabError> {
     let stop = Arc::new(AtomicBool::new(false));
     let (events_tx, events) = mpsc::channel();
     let mut server = LabServer::bind(&spec)?;
-    let addr = server.local_addr()?;
+    let addr = server.local_addr();
     let thread_stop = stop.clone();
     let thread = thread::Builder::new()
         .name("quicprobe-lab".into())
@@ -256,6 +256,7 @@ pub fn spawn(spec: LabSpec) -> Result<LabHandle, LabError> {
 pub struct LabServer {
     poll: Poll,
     socket: UdpSocket,
+    local: SocketAddr,
     config: quiche::Config,
     retry: bool,
     connection_id_key: hmac::Key,
@@ -301,9 +302,11 @@ impl LabServer {
             source,
         })?;
         let poll = Poll::new()?;
+        let local = socket.local_addr()?;
         let mut server = Self {
             poll,
             socket,
+            local,
             config,
             retry: spec.retry,
             connection_id_key: random_hmac_key()?,
@@ -317,8 +320,9 @@ impl LabServer {
         Ok(server)
     }
 
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.socket.local_addr()
+    /// The address it listens on (the real port when asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
     }
 
     /// Serves until `stop` is set, reporting what happens to `on_event`.
@@ -394,11 +398,13 @@ impl LabServer {
                 None => return,
             }
         };
-        let local = self.socket.local_addr().unwrap_or(from);
         let Some(connection) = self.connections.get_mut(&key) else {
             return;
         };
-        let info = quiche::RecvInfo { from, to: local };
+        let info = quiche::RecvInfo {
+            from,
+            to: self.local,
+        };
         if let Err(error) = connection.conn.recv(packet, info) {
             log::debug!("lab: {from}: recv: {error}");
         }
@@ -442,7 +448,7 @@ impl LabServer {
             (derived, None)
         };
         let scid = quiche::ConnectionId::from_ref(&scid_bytes);
-        let local = self.socket.local_addr().ok()?;
+        let local = self.local;
         let odcid = original_dcid.as_deref().map(quiche::ConnectionId::from_ref);
         let conn = quiche::accept(&scid, odcid.as_ref(), local, from, &mut self.config)
             .map_err(|error| log::warn!("lab: {from}: accept: {error}"))

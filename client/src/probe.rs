@@ -39,6 +39,7 @@ pub struct Probe {
     pub target: Target,
     pub addr: SocketAddr,
     pub socket: UdpSocket,
+    local: SocketAddr,
     conn: quiche::Connection,
     peer_name: PeerName,
     sni: Option<String>,
@@ -106,6 +107,7 @@ impl Probe {
             target,
             addr,
             socket,
+            local,
             conn,
             sni,
             alpns: settings.alpns.clone(),
@@ -202,10 +204,9 @@ impl Probe {
 
     fn recv_datagram(&mut self, datagram: &mut [u8], slot: &VerdictSlot) {
         self.note_long_header(datagram);
-        let local = self.socket.local_addr().unwrap_or(self.addr);
         let info = quiche::RecvInfo {
             from: self.addr,
-            to: local,
+            to: self.local,
         };
         slot.expect_name(Some(self.peer_name.clone()));
         let result = self.conn.recv(datagram, info);
@@ -221,6 +222,13 @@ impl Probe {
 
     /// Retry and version negotiation are visible only in the packet header.
     fn note_long_header(&mut self, datagram: &[u8]) {
+        const LONG_HEADER: u8 = 0x80;
+        if datagram
+            .first()
+            .is_none_or(|first| first & LONG_HEADER == 0)
+        {
+            return;
+        }
         let mut copy = datagram.to_vec();
         let Ok(header) = quiche::Header::from_slice(&mut copy, quiche::MAX_CONN_ID_LEN) else {
             return;

@@ -29,7 +29,7 @@ pub fn run(args: &ServeArgs) -> Result<(), ServeError> {
         signal_hook::flag::register(signal, stop.clone()).map_err(ServeError::Signals)?;
     }
     let mut server = LabServer::bind(&spec)?;
-    let addr = server.local_addr().map_err(LabError::Io)?;
+    let addr = server.local_addr();
     say(&format!(
         "serving {} (key {}), ALPN {}{}",
         spec.chain.display(),
