@@ -297,7 +297,7 @@ impl LabServer {
     /// Binds the socket and loads the chain and key.
     pub fn bind(spec: &LabSpec) -> Result<Self, LabError> {
         let config = server_config(spec)?;
-        let socket = UdpSocket::bind(spec.listen).map_err(|source| LabError::Listen {
+        let socket = bind_udp(spec.listen).map_err(|source| LabError::Listen {
             addr: spec.listen,
             source,
         })?;
@@ -812,6 +812,23 @@ fn load_pem(
         path: path.to_owned(),
         reason: "not a PEM certificate chain or private key BoringSSL accepts".into(),
     })
+}
+
+/// Every client shares the lab's one socket: a burst of Initials from a
+/// hundred clients overflows Linux's default 208 KiB receive buffer, and each
+/// datagram lost there costs its client a retransmission timeout. Ask for
+/// more; the kernel caps it at net.core.rmem_max.
+const LAB_RECV_BUFFER: usize = 4 * 1024 * 1024;
+
+fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if let Err(error) = socket.set_recv_buffer_size(LAB_RECV_BUFFER) {
+        log::debug!("lab: cannot enlarge the receive buffer: {error}");
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(UdpSocket::from_std(socket.into()))
 }
 
 fn random_hmac_key() -> Result<hmac::Key, LabError> {
