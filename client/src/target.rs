@@ -258,3 +258,40 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod robustness {
+    use super::*;
+
+    #[test]
+    fn odd_targets_and_resolve_entries_give_errors_not_panics() {
+        let samples = [
+            "",
+            ":",
+            "::",
+            "[",
+            "]",
+            "[]",
+            "[]:1",
+            "https://",
+            "https:///",
+            "https://[::1",
+            "https://h:65536/",
+            "h:-1",
+            "h:1:2",
+            "héllo:443",
+            "a b:1",
+            "https://h:1:2/",
+            "\u{0}:1",
+            "[::1]x",
+            "[::1]:",
+            "x:",
+            "https://x:443/../..",
+        ];
+        for sample in samples {
+            let _ = Target::parse(sample);
+            let _ = sample.parse::<ResolveEntry>();
+            let _ = format!("{sample}:1:127.0.0.1").parse::<ResolveEntry>();
+        }
+    }
+}

@@ -175,3 +175,56 @@ fn first_error_reason(error: &boring::error::ErrorStack) -> String {
         .and_then(|e| e.reason().map(str::to_owned))
         .unwrap_or_else(|| "not valid DER".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small deterministic generator: the same inputs on every run.
+    fn noise(seed: u64, len: usize) -> Vec<u8> {
+        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+        (0..len)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (state >> 33) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn arbitrary_bytes_give_an_error_or_certificates_never_a_panic() {
+        let path = Path::new("noise.pem");
+        for seed in 0..500u64 {
+            let bytes = noise(seed, (seed as usize * 37) % 3000);
+            let _ = parse_certificates(path, &bytes);
+        }
+    }
+
+    #[test]
+    fn mangled_pem_gives_an_error_or_certificates_never_a_panic() {
+        let pem = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../certs/full-chain/chain.pem"),
+        )
+        .unwrap();
+        let path = Path::new("mangled.pem");
+        for seed in 0..300u64 {
+            let mut bytes = pem.clone();
+            for (i, flip) in noise(seed, 8).into_iter().enumerate() {
+                let at = (usize::from(flip) * 131 + i * 977 + seed as usize) % bytes.len();
+                bytes[at] = flip;
+            }
+            let cut = (seed as usize * 53) % bytes.len();
+            let _ = parse_certificates(path, &bytes);
+            let _ = parse_certificates(path, &bytes[..cut]);
+        }
+    }
+
+    #[test]
+    fn a_private_key_is_named_as_such() {
+        let key = b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
+        let error = parse_certificates(Path::new("key.pem"), key).unwrap_err();
+        assert!(error.to_string().contains("private key"), "{error}");
+    }
+}
