@@ -606,3 +606,53 @@ fn a_refusing_address_falls_back_to_the_next_one() {
     assert_eq!(report["address"], format!("127.0.0.1:{port}"));
     assert_eq!(report["refused_before"][0], format!("[::1]:{port}"));
 }
+
+/// A "server" that answers every datagram with garbage, some of it shaped
+/// like long-header packets (Retry, version negotiation, Initial).
+fn spawn_garbage_responder() -> (SocketAddr, std::thread::JoinHandle<()>) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    let addr = socket.local_addr().unwrap();
+    let thread = std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as u8
+        };
+        while let Ok((_, from)) = socket.recv_from(&mut buf) {
+            for first in [0xc0u8, 0xf0, 0x80, 0x40, 0x00] {
+                let len = 1 + usize::from(next()) * 4;
+                let mut packet: Vec<u8> = (0..len).map(|_| next()).collect();
+                packet[0] = first | (packet[0] & 0x0f);
+                if first == 0x80 && packet.len() > 5 {
+                    packet[1..5].copy_from_slice(&[0, 0, 0, 0]);
+                }
+                let _ = socket.send_to(&packet, from);
+            }
+        }
+    });
+    (addr, thread)
+}
+
+#[test]
+fn garbage_from_the_server_ends_in_a_timeout_never_a_panic() {
+    let (addr, responder) = spawn_garbage_responder();
+    let dir = certs_dir().join("full-chain");
+    let mut args = connect_args(&dir, addr, &[]);
+    let at = args.iter().position(|a| a == "--timeout").unwrap();
+    args[at + 1] = "1".into();
+    let output = quicprobe(&args);
+    responder.join().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let report = json_of(&output);
+    assert!(
+        matches!(output.status.code(), Some(28) | Some(35)),
+        "a timeout or a handshake failure: {report}"
+    );
+}
