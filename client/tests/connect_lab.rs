@@ -656,3 +656,33 @@ fn garbage_from_the_server_ends_in_a_timeout_never_a_panic() {
         "a timeout or a handshake failure: {report}"
     );
 }
+
+#[test]
+fn the_lab_survives_garbage_and_still_serves() {
+    let dir = certs_dir().join("full-chain");
+    let lab = start_lab(&dir, |_| {});
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut state: u64 = 7;
+    for round in 0..300usize {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let len = 1 + (state >> 40) as usize % 1400;
+        let mut packet: Vec<u8> = (0..len)
+            .map(|i| (state >> (i % 56)) as u8 ^ i as u8)
+            .collect();
+        // Every other datagram looks like a QUIC v1 Initial.
+        if round % 2 == 0 && packet.len() > 6 {
+            packet[0] = 0xc0 | (packet[0] & 0x0f);
+            packet[1..5].copy_from_slice(&1u32.to_be_bytes());
+        }
+        sender.send_to(&packet, lab.addr()).unwrap();
+    }
+    let output = quicprobe(&connect_args(&dir, lab.addr(), &[]));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
