@@ -309,7 +309,14 @@ impl Outcome {
         });
         if let (Some(analysis), Some(object)) = (&self.analysis, value.as_object_mut()) {
             if let Ok(Value::Object(fields)) = serde_json::to_value(analysis) {
-                for key in ["verdict", "chain", "warnings", "accepted_by", "diagnosis"] {
+                for key in [
+                    "verdict",
+                    "chain",
+                    "warnings",
+                    "other_faults",
+                    "accepted_by",
+                    "diagnosis",
+                ] {
                     if let Some(field) = fields.get(key) {
                         object.insert(key.into(), field.clone());
                     }

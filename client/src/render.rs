@@ -100,6 +100,25 @@ fn verdict_lines(out: &mut String, analysis: &Analysis) {
 fn diagnosis_lines(out: &mut String, analysis: &Analysis) {
     let _ = writeln!(out, "Cause: {}", analysis.diagnosis.cause);
     let _ = writeln!(out, "Fix:   {}", analysis.diagnosis.fix);
+    if !analysis.other_faults.is_empty() {
+        let _ = writeln!(
+            out,
+            "Also reported (strict clients stop at the first fault; some follow from it):"
+        );
+    }
+    for fault in &analysis.other_faults {
+        let _ = writeln!(
+            out,
+            "  verify error:num={}:{} at depth {}{}",
+            fault.x509_error,
+            fault.x509_error_string,
+            fault.depth,
+            fault
+                .certificate
+                .as_deref()
+                .map_or_else(String::new, |c| format!(" ({c})"))
+        );
+    }
 }
 
 fn families_lines(out: &mut String, analysis: &Analysis) {

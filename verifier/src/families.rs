@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::diagnosis::Fault;
 use crate::trust::TrustStore;
-use crate::verdict::{verify_with, Checks, PeerName, Verdict};
+use crate::verdict::{code, verify_with, Checks, FoundFault, PeerName, Verdict};
 
 /// A family of TLS clients that verify certificates the same way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -106,32 +106,45 @@ impl ClientFamily {
     }
 }
 
-/// For every family, whether it would accept the chain.
+/// For every family, whether it would accept the chain. `other_faults` are
+/// the faults found besides the strict verdict's (see `every_fault`).
 pub fn accepted_by(
     chain: &[X509],
     trust: &TrustStore,
     name: Option<&PeerName>,
     strict: &Verdict,
     fault: &Fault,
+    other_faults: &[FoundFault],
 ) -> BTreeMap<&'static str, bool> {
     let mut answers = BTreeMap::new();
     for family in ClientFamily::ALL {
         let accepted = strict.accepted
-            || (family.fetches_aia() && aia_would_complete(fault))
+            || (family.fetches_aia() && aia_would_complete(fault, other_faults))
             || rerun_accepts(chain, trust, name, family.checks());
         answers.insert(family.key(), accepted);
     }
     answers
 }
 
-fn aia_would_complete(fault: &Fault) -> bool {
-    matches!(
+/// Fetching the missing issuer helps only when nothing else is wrong with
+/// what the client can see (a wrong name, say, still fails).
+fn aia_would_complete(fault: &Fault, other_faults: &[FoundFault]) -> bool {
+    let missing_with_url = matches!(
         fault,
         Fault::MissingIntermediate {
             aia_ca_issuers: Some(_),
             ..
         }
-    )
+    );
+    let only_missing_issuers = other_faults.iter().all(|f| {
+        matches!(
+            f.x509_error,
+            code::UNABLE_TO_GET_ISSUER_CERT
+                | code::UNABLE_TO_GET_ISSUER_CERT_LOCALLY
+                | code::UNABLE_TO_VERIFY_LEAF_SIGNATURE
+        )
+    });
+    missing_with_url && only_missing_issuers
 }
 
 fn rerun_accepts(

@@ -65,3 +65,60 @@ pub(crate) fn ssl_alert(code: u8) -> SslAlert {
         _ => SslAlert::INTERNAL_ERROR,
     }
 }
+
+/// A fault `X509_verify_cert` reported to the verify callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ReportedFault {
+    pub code: i32,
+    pub depth: u32,
+    pub subject: Option<String>,
+}
+
+thread_local! {
+    /// Faults reported during the current verification on this thread.
+    static REPORTED: std::cell::RefCell<Vec<ReportedFault>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Makes the verification go on past each error, recording every one, so
+/// that a chain with several faults can be explained in full. The verdict
+/// itself never comes from such a run: a strict client stops at the first.
+pub(crate) fn record_every_fault(ctx: &mut X509StoreContextRef) {
+    take_reported_faults();
+    // SAFETY: `ctx` is a live, initialised X509_STORE_CTX; the callback is a
+    // plain function with the signature BoringSSL expects.
+    unsafe { boring_sys::X509_STORE_CTX_set_verify_cb(ctx.as_ptr(), Some(record_and_continue)) }
+}
+
+/// The faults recorded since `record_every_fault`.
+pub(crate) fn take_reported_faults() -> Vec<ReportedFault> {
+    REPORTED.with(|r| {
+        r.try_borrow_mut()
+            .map(|mut r| std::mem::take(&mut *r))
+            .unwrap_or_default()
+    })
+}
+
+unsafe extern "C" fn record_and_continue(
+    ok: libc::c_int,
+    ctx: *mut boring_sys::X509_STORE_CTX,
+) -> libc::c_int {
+    if ok == 0 && !ctx.is_null() {
+        // SAFETY: BoringSSL passes the context being verified, alive for the
+        // duration of the call; it is only read.
+        let ctx = unsafe { X509StoreContextRef::from_ptr(ctx) };
+        let fault = ReportedFault {
+            code: ctx.verify_result().err().map_or(0, |e| e.as_raw()),
+            depth: ctx.error_depth(),
+            subject: ctx
+                .current_cert()
+                .map(|c| crate::names::one_line(c.subject_name())),
+        };
+        REPORTED.with(|r| {
+            if let Ok(mut r) = r.try_borrow_mut() {
+                r.push(fault);
+            }
+        });
+    }
+    1
+}

@@ -34,7 +34,9 @@ pub use report::{
     AMPLIFICATION_BUDGET_BYTES,
 };
 pub use trust::{TrustStore, TrustStoreBuilder, SYSTEM_BUNDLE};
-pub use verdict::{code, verify, verify_with, Checks, PeerName, Verdict, X509Error};
+pub use verdict::{
+    code, every_fault, verify, verify_with, Checks, FoundFault, PeerName, Verdict, X509Error,
+};
 
 /// Everything quicprobe knows about one chain: the verdict, the chain as
 /// sent, the diagnosis and which client families would accept it.
@@ -46,6 +48,9 @@ pub struct Analysis {
     pub warnings: Vec<ChainWarning>,
     pub total_der_bytes: usize,
     pub diagnosis: Diagnosis,
+    /// Faults besides the verdict's: a strict client stops at the first, but
+    /// the server's operator has to fix them all.
+    pub other_faults: Vec<FoundFault>,
     /// Family key (e.g. "aioquic", "dotnet") to whether it would accept.
     pub accepted_by: BTreeMap<&'static str, bool>,
 }
@@ -66,8 +71,24 @@ impl Analysis {
     ) -> Self {
         let report = ChainReport::describe(chain);
         let diagnosis = diagnose(&verdict, &report);
-        let accepted_by = accepted_by(chain, trust, name, &verdict, &diagnosis.fault);
+        let other_faults: Vec<FoundFault> = if verdict.accepted {
+            Vec::new()
+        } else {
+            every_fault(chain, trust, name)
+                .into_iter()
+                .filter(|f| (f.x509_error, Some(f.depth)) != (verdict.x509_error, verdict.depth))
+                .collect()
+        };
+        let accepted_by = accepted_by(
+            chain,
+            trust,
+            name,
+            &verdict,
+            &diagnosis.fault,
+            &other_faults,
+        );
         Self {
+            other_faults,
             verdict,
             chain: report.certificates,
             warnings: report.warnings,

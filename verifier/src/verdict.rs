@@ -232,6 +232,55 @@ fn read_outcome(ctx: &X509StoreContextRef, accepted: bool) -> Verdict {
     }
 }
 
+/// One fault of a chain: what a client that went on past errors would see.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FoundFault {
+    pub x509_error: i32,
+    pub x509_error_string: &'static str,
+    pub depth: u32,
+    /// Subject of the certificate at that depth.
+    pub certificate: Option<String>,
+}
+
+/// Every fault BoringSSL finds in the chain when told to go on past each
+/// one, in the order it found them. The first is the strict verdict's; the
+/// others are what a person must also fix.
+pub fn every_fault(chain: &[X509], trust: &TrustStore, name: Option<&PeerName>) -> Vec<FoundFault> {
+    let Some((leaf, rest)) = chain.split_first() else {
+        return Vec::new();
+    };
+    let run = || -> Result<Vec<FoundFault>, ErrorStack> {
+        let mut untrusted = Stack::new()?;
+        for cert in rest {
+            untrusted.push(cert.clone())?;
+        }
+        let mut context = X509StoreContext::new()?;
+        context.init(trust.store(), leaf, &untrusted, |ctx| {
+            configure(ctx, name, Checks::strict())?;
+            ffi::record_every_fault(ctx);
+            let _ = ctx.verify_cert();
+            Ok(ffi::take_reported_faults()
+                .into_iter()
+                .map(|f| FoundFault {
+                    x509_error: f.code,
+                    x509_error_string: ffi::verify_error_string(f.code),
+                    depth: f.depth,
+                    certificate: f.subject,
+                })
+                .collect())
+        })
+    };
+    let mut faults = run().unwrap_or_default();
+    let mut seen = Vec::new();
+    faults.retain(|f| {
+        let key = (f.x509_error, f.depth);
+        let new = !seen.contains(&key);
+        seen.push(key);
+        new
+    });
+    faults
+}
+
 fn internal_failure(error: &ErrorStack, name: Option<&PeerName>) -> Verdict {
     log::error!("BoringSSL could not run the verification: {error}");
     Verdict {

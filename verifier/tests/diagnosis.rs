@@ -189,3 +189,40 @@ fn cross_signed_root_sent_by_the_server_is_not_needed() {
     assert!(analysis.verdict.accepted);
     assert_eq!(analysis.verdict.built_chain.len(), 3, "leaf, R, trusted X");
 }
+
+fn analyse_as(name: &str, host: &str) -> Analysis {
+    let dir: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../certs")
+        .join(name);
+    let chain = read_certificates(&dir.join("chain.pem")).unwrap();
+    let trust = TrustStore::from_pem_files(&[dir.join("roots.pem")]).unwrap();
+    Analysis::run(&chain, &trust, Some(&PeerName::parse(host)))
+}
+
+#[test]
+fn every_fault_is_reported_the_verdicts_first() {
+    let analysis = analyse_as("leaf-only", "wrong.example");
+    assert_eq!(
+        analysis.verdict.x509_error, 20,
+        "the strict verdict is the first fault"
+    );
+    let others: Vec<(i32, u32)> = analysis
+        .other_faults
+        .iter()
+        .map(|f| (f.x509_error, f.depth))
+        .collect();
+    assert_eq!(others, [(62, 0)], "the wrong name is reported too");
+}
+
+#[test]
+fn fetching_the_missing_intermediate_does_not_help_when_the_name_is_wrong_too() {
+    let analysis = analyse_as("leaf-only", "wrong.example");
+    assert!(analysis.accepted_by.values().all(|accepted| !accepted));
+}
+
+#[test]
+fn a_chain_with_one_fault_has_no_other_faults() {
+    assert!(analyse("leaf-only").other_faults.is_empty());
+    assert!(analyse("expired-leaf").other_faults.is_empty());
+    assert!(analyse("full-chain").other_faults.is_empty());
+}
