@@ -224,7 +224,8 @@ fn per_connection_report(outcomes: &[Outcome], style: TraceStyle, json: bool) ->
             continue;
         }
         out.push_str(&trace::render(outcome, style, index));
-        if style != TraceStyle::Native {
+        // The native trace ends with it already; a JSON stream must stay JSON.
+        if style == TraceStyle::Aioquic {
             let _ = writeln!(out, "{}", trace::summary_line(outcome));
         }
     }

@@ -218,10 +218,19 @@ fn native_stage_line(event: &StageEvent) -> String {
     )
 }
 
+/// One JSON object per line: each stage, then the outcome (`"name": "outcome"`,
+/// with the fields of `--json`), each tagged with the connection's index.
 fn json_lines(outcome: &Outcome, index: usize) -> String {
     let mut out = String::new();
-    for event in &outcome.stages {
-        let mut value = serde_json::to_value(event).unwrap_or_default();
+    let stages = outcome
+        .stages
+        .iter()
+        .map(|event| serde_json::to_value(event).unwrap_or_default());
+    let mut last = outcome.to_json();
+    if let Some(object) = last.as_object_mut() {
+        object.insert("name".into(), json!("outcome"));
+    }
+    for mut value in stages.chain(std::iter::once(last)) {
         if let Some(object) = value.as_object_mut() {
             object.insert("connection".into(), json!(index));
         }

@@ -686,3 +686,23 @@ fn the_lab_survives_garbage_and_still_serves() {
         String::from_utf8_lossy(&output.stdout)
     );
 }
+
+#[test]
+fn json_trace_style_is_one_json_object_per_line_ending_with_the_outcome() {
+    let dir = certs_dir().join("leaf-only");
+    let lab = start_lab(&dir, |_| {});
+    let args: Vec<String> = connect_args(&dir, lab.addr(), &["--trace-style", "json"])
+        .into_iter()
+        .filter(|a| a != "--json")
+        .collect();
+    let output = quicprobe(&args);
+    assert_eq!(output.status.code(), Some(60));
+    let lines: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("every line is JSON"))
+        .collect();
+    let names: Vec<&str> = lines.iter().map(|l| l["name"].as_str().unwrap()).collect();
+    assert_eq!(names.last(), Some(&"outcome"));
+    assert_eq!(names[..names.len() - 1], REJECTED_STAGES);
+    assert_eq!(lines.last().unwrap()["exit_code"], 60);
+}
