@@ -12,7 +12,7 @@ pub struct Cli {
     /// More output (-v: info, -vv: debug, -vvv: trace). RUST_LOG works too.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
-    /// Less output: errors only.
+    /// Less output: only errors are logged, and `connect` prints one line per connection.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
     #[command(subcommand)]

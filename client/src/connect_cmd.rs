@@ -91,8 +91,9 @@ pub fn quic_config(setup: &ClientSetup) -> Result<(quiche::Config, VerdictSlot),
     Ok((config, slot))
 }
 
-/// Runs `quicprobe connect`.
-pub fn run(args: &ConnectArgs) -> Result<ConnectOutput, ConnectError> {
+/// Runs `quicprobe connect`. `quiet` (`-q`) prints only each connection's
+/// final line.
+pub fn run(args: &ConnectArgs, quiet: bool) -> Result<ConnectOutput, ConnectError> {
     let jobs = jobs(args)?;
     let trust = Arc::new(load_trust(&args.trust)?);
     let keylog = args
@@ -140,7 +141,7 @@ pub fn run(args: &ConnectArgs) -> Result<ConnectOutput, ConnectError> {
     } else {
         let outcomes = explain_chains(outcomes, &trust);
         (
-            per_connection_report(&outcomes, args.trace_style, args.json),
+            per_connection_report(&outcomes, args.trace_style, args.json, quiet),
             outcomes,
         )
     };
@@ -216,11 +217,20 @@ pub fn overall_exit_code(outcomes: &[Outcome]) -> u8 {
         .unwrap_or(0)
 }
 
-fn per_connection_report(outcomes: &[Outcome], style: TraceStyle, json: bool) -> String {
+fn per_connection_report(
+    outcomes: &[Outcome],
+    style: TraceStyle,
+    json: bool,
+    quiet: bool,
+) -> String {
     let mut out = String::new();
     for (index, outcome) in outcomes.iter().enumerate() {
         if json {
             let _ = writeln!(out, "{}", outcome.to_json());
+            continue;
+        }
+        if quiet && style == TraceStyle::Native {
+            let _ = writeln!(out, "{}", trace::summary_line(outcome));
             continue;
         }
         out.push_str(&trace::render(outcome, style, index));

@@ -11,7 +11,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
     let code = match &cli.command {
-        Command::Connect(args) => finish(connect_cmd::run(args).map(|o| (o.stdout, o.exit_code))),
+        Command::Connect(args) => {
+            finish(connect_cmd::run(args, cli.quiet).map(|o| (o.stdout, o.exit_code)))
+        }
         Command::Verify(args) => finish(verify_cmd::run(args).map(|o| (o.stdout, o.exit_code))),
         Command::Serve(args) => finish(serve_cmd::run(args).map(|()| (String::new(), exit::OK))),
         Command::Demo(args) => finish(demo_cmd::run(args).map(|o| (o.stdout, o.exit_code))),

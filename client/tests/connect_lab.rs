@@ -706,3 +706,20 @@ fn json_trace_style_is_one_json_object_per_line_ending_with_the_outcome() {
     assert_eq!(names[..names.len() - 1], REJECTED_STAGES);
     assert_eq!(lines.last().unwrap()["exit_code"], 60);
 }
+
+#[test]
+fn quiet_prints_one_line_per_connection() {
+    let dir = certs_dir().join("leaf-only");
+    let lab = start_lab(&dir, |_| {});
+    let mut args = vec!["-q".to_owned()];
+    args.extend(
+        connect_args(&dir, lab.addr(), &[])
+            .into_iter()
+            .filter(|a| a != "--json"),
+    );
+    let output = quicprobe(&args);
+    assert_eq!(output.status.code(), Some(60));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.starts_with("quicprobe: (60) "), "{stdout}");
+}
