@@ -387,15 +387,17 @@ impl LabServer {
             log::debug!("lab: {from}: not a QUIC packet, dropped");
             return;
         };
-        let id = self.connection_id_for(&header.dcid);
         let key = if self.connections.contains_key(header.dcid.as_ref()) {
             header.dcid.to_vec()
-        } else if self.connections.contains_key(&id) {
-            id
         } else {
-            match self.accept(&header, from) {
-                Some(id) => id,
-                None => return,
+            let id = self.connection_id_for(&header.dcid);
+            if self.connections.contains_key(&id) {
+                id
+            } else {
+                match self.accept(&header, from) {
+                    Some(id) => id,
+                    None => return,
+                }
             }
         };
         let Some(connection) = self.connections.get_mut(&key) else {
