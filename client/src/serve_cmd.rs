@@ -37,6 +37,9 @@ pub fn run(args: &ServeArgs) -> Result<(), ServeError> {
         spec.alpns.join(","),
         if spec.retry { ", Retry on" } else { "" }
     ));
+    for line in chain_lines(&spec.chain) {
+        say(&line);
+    }
     say(&format!("listening on {addr}"));
     server.run(&stop, &mut |event| say(&event.to_string()))?;
     say("stopped");
@@ -60,6 +63,26 @@ fn spec(args: &ServeArgs) -> Result<LabSpec, ServeError> {
         alpns: args.alpn.clone(),
         retry: args.retry,
     })
+}
+
+/// What the lab will present, so that a replay says what it replays.
+fn chain_lines(chain: &std::path::Path) -> Vec<String> {
+    let Ok(certificates) = quicprobe_verifier::read_certificates(chain) else {
+        return Vec::new();
+    };
+    let report = quicprobe_verifier::ChainReport::describe(&certificates);
+    let mut lines: Vec<String> = report
+        .certificates
+        .iter()
+        .map(|c| format!("  presents [{}] s:{}  i:{}", c.depth, c.subject, c.issuer))
+        .collect();
+    lines.extend(
+        report
+            .warnings
+            .iter()
+            .map(|w| format!("  ! {}", w.explain())),
+    );
+    lines
 }
 
 /// One line on stdout, flushed at once so that a supervising test sees it.
