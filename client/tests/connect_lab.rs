@@ -24,7 +24,7 @@ fn start_lab(dir: &Path, configure: impl FnOnce(&mut LabSpec)) -> LabHandle {
     lab::spawn(spec).expect("lab starts")
 }
 
-fn quicprobe(args: &[String]) -> Output {
+fn quicprobe<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_quicprobe"))
         .args(args)
         .env_remove("RUST_LOG")
@@ -363,7 +363,7 @@ fn qlog_file_is_written_and_parses_as_json() {
 fn fetch(lab: &LabHandle, path: &str, alpn: &str) -> Value {
     let dir = certs_dir().join("full-chain");
     let port = lab.addr().port();
-    let args: Vec<String> = [
+    let output = quicprobe(&[
         "connect",
         "--json",
         "--alpn",
@@ -373,11 +373,7 @@ fn fetch(lab: &LabHandle, path: &str, alpn: &str) -> Value {
         "--resolve",
         &format!("localhost:{port}:127.0.0.1"),
         &format!("https://localhost:{port}{path}"),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let output = quicprobe(&args);
+    ]);
     assert_eq!(
         output.status.code(),
         Some(0),
@@ -459,11 +455,11 @@ fn serve_prints_listening_logs_the_close_it_receives_and_stops_on_sigterm() {
 #[test]
 fn serve_with_a_missing_chain_is_one_line_and_exit_2() {
     let output = quicprobe(&[
-        "serve".into(),
-        "--chain".into(),
-        "/nonexistent/chain.pem".into(),
-        "--key".into(),
-        "/nonexistent/key.pem".into(),
+        "serve",
+        "--chain",
+        "/nonexistent/chain.pem",
+        "--key",
+        "/nonexistent/key.pem",
     ]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -485,7 +481,6 @@ fn bad_targets_and_flags_are_one_line_usage_errors() {
             "127.0.0.1:9",
         ],
     ] {
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let output = quicprobe(&args);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
@@ -562,7 +557,7 @@ fn ipv6_loopback_target_in_brackets_with_sni() {
     let dir = certs_dir().join("full-chain");
     let lab = lab::spawn(LabSpec::for_scenario(&dir, "[::1]:0".parse().unwrap())).unwrap();
     let port = lab.addr().port();
-    let args: Vec<String> = [
+    let output = quicprobe(&[
         "connect",
         "--json",
         "--sni",
@@ -570,11 +565,7 @@ fn ipv6_loopback_target_in_brackets_with_sni() {
         "--cacert",
         dir.join("roots.pem").to_str().unwrap(),
         &format!("[::1]:{port}"),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let output = quicprobe(&args);
+    ]);
     let report = json_of(&output);
     assert_eq!(output.status.code(), Some(0), "{report}");
     assert_eq!(report["target"], format!("[::1]:{port}"));
@@ -588,7 +579,7 @@ fn a_refusing_address_falls_back_to_the_next_one() {
     let dir = certs_dir().join("full-chain");
     let lab = start_lab(&dir, |_| {});
     let port = lab.addr().port();
-    let args: Vec<String> = [
+    let output = quicprobe(&[
         "connect",
         "--json",
         "--cacert",
@@ -596,11 +587,7 @@ fn a_refusing_address_falls_back_to_the_next_one() {
         "--resolve",
         &format!("localhost:{port}:[::1],127.0.0.1"),
         &format!("localhost:{port}"),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let output = quicprobe(&args);
+    ]);
     let report = json_of(&output);
     assert_eq!(output.status.code(), Some(0), "{report}");
     assert_eq!(report["address"], format!("127.0.0.1:{port}"));

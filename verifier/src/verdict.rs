@@ -177,6 +177,22 @@ fn run_x509_verify_cert(
     name: Option<&PeerName>,
     checks: Checks,
 ) -> Result<Verdict, ErrorStack> {
+    with_configured_context(leaf, rest, trust, name, checks, |ctx| {
+        let accepted = ctx.verify_cert()?;
+        Ok(read_outcome(ctx, accepted))
+    })
+}
+
+/// A store context for `leaf` and the untrusted `rest`, set up with the
+/// checks and the name, handed to `body` for one verification.
+fn with_configured_context<T>(
+    leaf: &X509,
+    rest: &[X509],
+    trust: &TrustStore,
+    name: Option<&PeerName>,
+    checks: Checks,
+    body: impl FnOnce(&mut X509StoreContextRef) -> Result<T, ErrorStack>,
+) -> Result<T, ErrorStack> {
     let mut untrusted = Stack::new()?;
     for cert in rest {
         untrusted.push(cert.clone())?;
@@ -184,8 +200,7 @@ fn run_x509_verify_cert(
     let mut context = X509StoreContext::new()?;
     context.init(trust.store(), leaf, &untrusted, |ctx| {
         configure(ctx, name, checks)?;
-        let accepted = ctx.verify_cert()?;
-        Ok(read_outcome(ctx, accepted))
+        body(ctx)
     })
 }
 
@@ -249,28 +264,21 @@ pub fn every_fault(chain: &[X509], trust: &TrustStore, name: Option<&PeerName>) 
     let Some((leaf, rest)) = chain.split_first() else {
         return Vec::new();
     };
-    let run = || -> Result<Vec<FoundFault>, ErrorStack> {
-        let mut untrusted = Stack::new()?;
-        for cert in rest {
-            untrusted.push(cert.clone())?;
-        }
-        let mut context = X509StoreContext::new()?;
-        context.init(trust.store(), leaf, &untrusted, |ctx| {
-            configure(ctx, name, Checks::strict())?;
-            ffi::record_every_fault(ctx);
-            let _ = ctx.verify_cert();
-            Ok(ffi::take_reported_faults()
-                .into_iter()
-                .map(|f| FoundFault {
-                    x509_error: f.code,
-                    x509_error_string: ffi::verify_error_string(f.code),
-                    depth: f.depth,
-                    certificate: f.subject,
-                })
-                .collect())
+    let found = with_configured_context(leaf, rest, trust, name, Checks::strict(), |ctx| {
+        ffi::record_every_fault(ctx);
+        let _ = ctx.verify_cert();
+        Ok(ffi::take_reported_faults())
+    });
+    let mut faults: Vec<FoundFault> = found
+        .unwrap_or_default()
+        .into_iter()
+        .map(|f| FoundFault {
+            x509_error: f.code,
+            x509_error_string: ffi::verify_error_string(f.code),
+            depth: f.depth,
+            certificate: f.subject,
         })
-    };
-    let mut faults = run().unwrap_or_default();
+        .collect();
     let mut seen = Vec::new();
     faults.retain(|f| {
         let key = (f.x509_error, f.depth);
