@@ -110,6 +110,11 @@ pub struct ConnectArgs {
     /// Keep up to K connections in flight at once.
     #[arg(long, value_name = "K", default_value_t = 1)]
     pub concurrency: usize,
+    /// After the handshake (and the request), keep the connection open and
+    /// idle for up to SECS seconds before closing it, to see how the server
+    /// ends idle connections (its idle timeout).
+    #[arg(long, value_name = "SECS")]
+    pub hold: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

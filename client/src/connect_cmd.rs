@@ -127,6 +127,8 @@ pub fn run(args: &ConnectArgs, quiet: bool) -> Result<ConnectOutput, ConnectErro
             .clone()
             .or_else(|| std::env::var_os("QLOGDIR").map(PathBuf::from)),
         insecure: args.insecure,
+        idle_timeout: setup.idle_timeout,
+        hold: args.hold.map(seconds).transpose()?,
     };
     if let Some(dir) = &settings.qlog_dir {
         std::fs::create_dir_all(dir)

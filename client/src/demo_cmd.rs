@@ -124,6 +124,8 @@ fn play(act: &Act) -> Result<(Outcome, Vec<String>), ConnectError> {
         keylog: None,
         qlog_dir: None,
         insecure: false,
+        idle_timeout: Duration::from_secs(30),
+        hold: None,
     };
     let job = Job::new(target, lab.addr());
     let outcomes = run_jobs(vec![job], 1, &setup, &settings)?;

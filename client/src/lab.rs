@@ -751,6 +751,8 @@ fn serve_hq(
                     return true;
                 }
             }
+            // No flow-control credit yet: try again when the peer gives some.
+            Err(quiche::Error::Done) => return true,
             Err(_) => return false,
         }
     });

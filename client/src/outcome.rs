@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use crate::alerts::{self, tls_alert_name};
 use crate::exit;
+use crate::flights::FlightReport;
 use crate::handshake::{Stage, StageEvent};
 use crate::request::Response;
 use crate::target::Target;
@@ -134,6 +135,43 @@ pub struct Outcome {
     pub request_error: Option<String>,
     /// Addresses of the target that refused before `addr` was tried.
     pub refused_before: Vec<SocketAddr>,
+    /// The handshake's flights and the anti-amplification limit.
+    pub flights: Option<FlightReport>,
+    /// An established connection that an idle timeout ended.
+    pub idle_end: Option<IdleEnd>,
+}
+
+/// An idle timeout ended the connection: silently, as RFC 9000 §10.1 has
+/// it, so the shorter of the two advertised timeouts says whose it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct IdleEnd {
+    /// "server" when its max_idle_timeout was the shorter one, else "client".
+    pub by: &'static str,
+    /// The server's max_idle_timeout (0: none).
+    pub server_idle_timeout_ms: u64,
+    pub our_idle_timeout_ms: u64,
+    /// Time since the last datagram from the server.
+    pub idle_ms: u64,
+    /// Time from the completed handshake to the end.
+    pub connected_ms: u64,
+}
+
+impl IdleEnd {
+    pub fn describe(&self) -> String {
+        if self.by == "server" {
+            format!(
+                "the server's idle timeout ({} ms, shorter than our {} ms) ended the \
+                 connection after {} ms without traffic; nothing went wrong",
+                self.server_idle_timeout_ms, self.our_idle_timeout_ms, self.idle_ms
+            )
+        } else {
+            format!(
+                "our idle timeout ({} ms, --idle-timeout) ended the connection after {} ms \
+                 without traffic",
+                self.our_idle_timeout_ms, self.idle_ms
+            )
+        }
+    }
 }
 
 impl Outcome {
@@ -177,6 +215,8 @@ impl Outcome {
             response: None,
             request_error: None,
             refused_before: Vec::new(),
+            flights: None,
+            idle_end: None,
         };
         outcome.explanation = outcome.explain();
         outcome
@@ -191,13 +231,16 @@ impl Outcome {
         self.stages.last().map(|s| &s.stage)
     }
 
-    fn explain(&self) -> String {
+    /// One sentence saying what happened; call again after filling in details.
+    pub fn explain(&self) -> String {
         match self.kind {
             OutcomeKind::Ok => format!(
-                "handshake complete{}{}",
+                "handshake complete{}{}{}",
                 self.alpn
                     .as_deref()
                     .map_or_else(String::new, |a| format!(", ALPN {a}")),
+                self.idle_end
+                    .map_or_else(String::new, |idle| format!("; then {}", idle.describe())),
                 self.insecure_warning()
             ),
             OutcomeKind::VerificationFailed => format!(
@@ -298,6 +341,8 @@ impl Outcome {
             "tls": self.tls,
             "stats": self.stats,
             "handshake_ms": self.handshake_ms,
+            "flights": self.flights,
+            "idle_end": self.idle_end,
             "insecure_override": self.kind == OutcomeKind::Ok && !self.insecure_warning().is_empty(),
             "response": self.response,
             "request_error": self.request_error,

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use mio::net::UdpSocket;
 use quicprobe_verifier::{CheckedChain, PeerName, VerdictSlot};
 
+use crate::flights::{FlightLog, Received};
 use crate::handshake::{drain_messages, stage_of, Stage, StageEvent, Traffic};
-use crate::outcome::{Close, Outcome, OutcomeKind};
+use crate::outcome::{Close, IdleEnd, Outcome, OutcomeKind};
 use crate::request::Request;
 use crate::target::Target;
 
@@ -32,6 +33,10 @@ pub struct ProbeSettings {
     pub qlog_dir: Option<PathBuf>,
     /// `--insecure`: a rejected chain does not end the connection.
     pub insecure: bool,
+    /// The idle timeout we offer the server (`--idle-timeout`).
+    pub idle_timeout: Duration,
+    /// `--hold`: stay connected and idle this long after the request.
+    pub hold: Option<Duration>,
 }
 
 /// A connection attempt in flight or finished.
@@ -61,6 +66,12 @@ pub struct Probe {
     insecure: bool,
     finished: Option<Outcome>,
     scid_hex: String,
+    flights: FlightLog,
+    idle_timeout: Duration,
+    hold: Option<Duration>,
+    /// When the held connection is closed, once the request is done.
+    hold_until: Option<Instant>,
+    last_received: Instant,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +137,11 @@ impl Probe {
             insecure: settings.insecure,
             finished: None,
             scid_hex: hex(&scid),
+            flights: FlightLog::default(),
+            idle_timeout: settings.idle_timeout,
+            hold: settings.hold,
+            hold_until: None,
+            last_received: started,
         };
         probe.attach_keylog(settings.keylog.as_ref());
         probe.attach_qlog(settings.qlog_dir.as_ref(), handshake_done);
@@ -180,7 +196,8 @@ impl Probe {
     pub fn next_wakeup(&self) -> Instant {
         let now = Instant::now();
         let quic = self.conn.timeout().map_or(self.deadline, |t| now + t);
-        quic.min(self.deadline)
+        let wakeup = quic.min(self.deadline);
+        self.hold_until.map_or(wakeup, |until| wakeup.min(until))
     }
 
     /// Reads every datagram waiting on the socket into quiche.
@@ -203,7 +220,9 @@ impl Probe {
     }
 
     fn recv_datagram(&mut self, datagram: &mut [u8], slot: &VerdictSlot) {
-        self.note_long_header(datagram);
+        self.last_received = Instant::now();
+        let kind = self.note_long_header(datagram);
+        self.flights.on_received(datagram.len(), kind);
         let info = quiche::RecvInfo {
             from: self.addr,
             to: self.local,
@@ -217,21 +236,22 @@ impl Probe {
         }
         if self.conn.is_established() && self.established_at.is_none() {
             self.established_at = Some(Instant::now());
+            self.flights.on_established();
         }
     }
 
     /// Retry and version negotiation are visible only in the packet header.
-    fn note_long_header(&mut self, datagram: &[u8]) {
+    fn note_long_header(&mut self, datagram: &[u8]) -> Received {
         const LONG_HEADER: u8 = 0x80;
         if datagram
             .first()
             .is_none_or(|first| first & LONG_HEADER == 0)
         {
-            return;
+            return Received::Other;
         }
         let mut copy = datagram.to_vec();
         let Ok(header) = quiche::Header::from_slice(&mut copy, quiche::MAX_CONN_ID_LEN) else {
-            return;
+            return Received::Other;
         };
         match header.ty {
             // quiche follows the first Retry only and drops any other.
@@ -242,7 +262,8 @@ impl Probe {
                     .any(|s| matches!(s.stage, Stage::Retry { .. })) =>
             {
                 let token_bytes = header.token.as_ref().map_or(0, Vec::len);
-                self.push_stage(Stage::Retry { token_bytes })
+                self.push_stage(Stage::Retry { token_bytes });
+                Received::Retry
             }
             quiche::Type::VersionNegotiation
                 if !self
@@ -257,8 +278,10 @@ impl Probe {
                     .map(|v| version_name(*v))
                     .collect();
                 self.push_stage(Stage::VersionNegotiation { offered });
+                Received::VersionNegotiation
             }
-            _ => {}
+            // What quiche ignores is no new round trip either.
+            _ => Received::Other,
         }
     }
 
@@ -355,7 +378,7 @@ impl Probe {
                 Ok((len, _)) => {
                     self.record_tls_messages(None);
                     match self.socket.send(&out[..len]) {
-                        Ok(_) => {}
+                        Ok(sent) => self.flights.on_sent(sent),
                         Err(error) if error.kind() == io::ErrorKind::ConnectionRefused => {
                             self.refused = true;
                         }
@@ -408,7 +431,7 @@ impl Probe {
             Some(request) => request.poll(&mut self.conn),
             None => true,
         };
-        if request_done {
+        if request_done && !self.holding() {
             // Nothing more to ask: close cleanly (H3_NO_ERROR for h3).
             let code = if self.conn.application_proto() == b"h3" {
                 0x100
@@ -418,6 +441,18 @@ impl Probe {
             let _ = self.conn.close(true, code, b"");
             self.closing = Some(CloseReason::Done);
         }
+    }
+
+    /// `--hold`: whether the connection should stay open, idle, a while longer.
+    fn holding(&mut self) -> bool {
+        let Some(hold) = self.hold else {
+            return false;
+        };
+        let now = Instant::now();
+        let until = *self.hold_until.get_or_insert_with(|| now + hold);
+        // The server's idle timeout may end it first; our deadline must not.
+        self.deadline = self.deadline.max(until + Duration::from_secs(1));
+        now < until
     }
 
     fn start_request(&mut self) {
@@ -459,7 +494,33 @@ impl Probe {
         );
         outcome.response = self.request.as_ref().map(|r| r.response().clone());
         outcome.request_error.clone_from(&self.request_error);
+        outcome.idle_end = self.idle_end();
+        // Nothing to say about flights when the server never answered.
+        outcome.flights = Some(self.flights.report()).filter(|f| f.server_flight.datagrams > 0);
+        outcome.explanation = outcome.explain();
         outcome
+    }
+
+    /// Whose idle timeout ended an established connection, if one did.
+    fn idle_end(&self) -> Option<IdleEnd> {
+        let established = self.established_at?;
+        if !self.conn.is_timed_out() {
+            return None;
+        }
+        let server_ms = self
+            .conn
+            .peer_transport_params()
+            .map_or(0, |p| p.max_idle_timeout);
+        let ours_ms = u64::try_from(self.idle_timeout.as_millis()).unwrap_or(u64::MAX);
+        // Zero means "no idle timeout" (RFC 9000 §10.1); the shorter one rules.
+        let by_server = server_ms != 0 && server_ms < ours_ms;
+        Some(IdleEnd {
+            by: if by_server { "server" } else { "client" },
+            server_idle_timeout_ms: server_ms,
+            our_idle_timeout_ms: ours_ms,
+            idle_ms: millis(self.last_received.max(established).elapsed()),
+            connected_ms: millis(established.elapsed()),
+        })
     }
 
     fn outcome_kind(&self) -> OutcomeKind {
@@ -578,6 +639,10 @@ fn random_connection_id() -> io::Result<Vec<u8>> {
         .fill(&mut id)
         .map_err(|_| io::Error::other("no randomness"))?;
     Ok(id)
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 pub fn hex(bytes: &[u8]) -> String {

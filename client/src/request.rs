@@ -10,8 +10,40 @@ pub struct Response {
     /// The HTTP status (h3); `None` for hq-interop, which has none.
     pub status: Option<u16>,
     pub body_bytes: usize,
+    /// SHA-256 of the body, hex, once the response is complete: the way to
+    /// check a download without keeping it.
+    pub body_sha256: Option<String>,
     /// Whether the server finished the response.
     pub complete: bool,
+}
+
+/// The body as it arrives: counted and hashed, not kept.
+pub struct BodySink {
+    digest: ring::digest::Context,
+}
+
+impl Default for BodySink {
+    fn default() -> Self {
+        Self {
+            digest: ring::digest::Context::new(&ring::digest::SHA256),
+        }
+    }
+}
+
+impl BodySink {
+    fn take(&mut self, response: &mut Response, chunk: &[u8]) {
+        response.body_bytes += chunk.len();
+        self.digest.update(chunk);
+    }
+
+    fn finish(&mut self, response: &mut Response) {
+        if response.complete {
+            return;
+        }
+        response.complete = true;
+        let digest = std::mem::take(self).digest.finish();
+        response.body_sha256 = Some(digest.as_ref().iter().map(|b| format!("{b:02x}")).collect());
+    }
 }
 
 /// A request in flight.
@@ -20,10 +52,12 @@ pub enum Request {
         h3: Box<quiche::h3::Connection>,
         stream_id: u64,
         response: Response,
+        body: BodySink,
     },
     HqInterop {
         stream_id: u64,
         response: Response,
+        body: BodySink,
     },
 }
 
@@ -62,6 +96,7 @@ impl Request {
                     h3: Box::new(h3),
                     stream_id,
                     response: Response::default(),
+                    body: BodySink::default(),
                 })
             }
             "hq-interop" => {
@@ -70,6 +105,7 @@ impl Request {
                 Ok(Self::HqInterop {
                     stream_id,
                     response: Response::default(),
+                    body: BodySink::default(),
                 })
             }
             other => Err(RequestError::UnknownAlpn(other.to_owned())),
@@ -83,11 +119,13 @@ impl Request {
                 h3,
                 stream_id,
                 response,
-            } => poll_h3(h3, *stream_id, response, conn),
+                body,
+            } => poll_h3(h3, *stream_id, response, body, conn),
             Self::HqInterop {
                 stream_id,
                 response,
-            } => poll_hq(*stream_id, response, conn),
+                body,
+            } => poll_hq(*stream_id, response, body, conn),
         }
         self.response().complete
     }
@@ -103,10 +141,11 @@ fn poll_h3(
     h3: &mut quiche::h3::Connection,
     stream_id: u64,
     response: &mut Response,
+    body: &mut BodySink,
     conn: &mut quiche::Connection,
 ) {
     use quiche::h3::NameValue;
-    let mut buf = [0u8; 16 * 1024];
+    let mut buf = [0u8; 64 * 1024];
     loop {
         match h3.poll(conn) {
             Ok((id, quiche::h3::Event::Headers { list, .. })) if id == stream_id => {
@@ -117,10 +156,11 @@ fn poll_h3(
             }
             Ok((id, quiche::h3::Event::Data)) if id == stream_id => {
                 while let Ok(read) = h3.recv_body(conn, stream_id, &mut buf) {
-                    response.body_bytes += read;
+                    body.take(response, &buf[..read]);
                 }
             }
-            Ok((id, quiche::h3::Event::Finished)) if id == stream_id => response.complete = true,
+            Ok((id, quiche::h3::Event::Finished)) if id == stream_id => body.finish(response),
+            // A reset stream ends the response without a body worth hashing.
             Ok((id, quiche::h3::Event::Reset(_))) if id == stream_id => response.complete = true,
             Ok(_) => {}
             Err(_) => break,
@@ -128,12 +168,17 @@ fn poll_h3(
     }
 }
 
-fn poll_hq(stream_id: u64, response: &mut Response, conn: &mut quiche::Connection) {
-    let mut buf = [0u8; 16 * 1024];
+fn poll_hq(
+    stream_id: u64,
+    response: &mut Response,
+    body: &mut BodySink,
+    conn: &mut quiche::Connection,
+) {
+    let mut buf = [0u8; 64 * 1024];
     while let Ok((read, fin)) = conn.stream_recv(stream_id, &mut buf) {
-        response.body_bytes += read;
+        body.take(response, &buf[..read]);
         if fin {
-            response.complete = true;
+            body.finish(response);
         }
     }
 }

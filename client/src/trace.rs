@@ -86,6 +86,9 @@ fn native(outcome: &Outcome) -> String {
     for event in &outcome.stages {
         let _ = writeln!(out, "{}", native_stage_line(event));
     }
+    if let Some(flights) = &outcome.flights {
+        let _ = writeln!(out, "* Flights: {}", flights.describe());
+    }
     if let Some(analysis) = &outcome.analysis {
         if analysis.verdict.accepted {
             let mut tree = String::new();
@@ -102,12 +105,16 @@ fn native(outcome: &Outcome) -> String {
     if let Some(response) = &outcome.response {
         let _ = writeln!(
             out,
-            "* Response: {} {}, {} bytes{}",
+            "* Response: {} {}, {} bytes{}{}",
             outcome.alpn.as_deref().unwrap_or("?"),
             response
                 .status
                 .map_or_else(|| "(no status line)".to_owned(), |s| s.to_string()),
             response.body_bytes,
+            response
+                .body_sha256
+                .as_deref()
+                .map_or_else(String::new, |sha| format!(", sha256 {sha}")),
             if response.complete {
                 ""
             } else {
@@ -117,6 +124,9 @@ fn native(outcome: &Outcome) -> String {
     }
     if let Some(error) = &outcome.request_error {
         let _ = writeln!(out, "* No request made: {error}");
+    }
+    if let Some(idle) = &outcome.idle_end {
+        let _ = writeln!(out, "* Idle: {}", idle.describe());
     }
     if let Some(close) = &outcome.close {
         let _ = writeln!(

@@ -33,6 +33,8 @@ fn close_seen_by_server(on_reject: OnReject) -> (bool, u64, String) {
         keylog: None,
         qlog_dir: None,
         insecure: false,
+        idle_timeout: Duration::from_secs(30),
+        hold: None,
     };
     let job = Job::new(
         Target::parse(&format!("localhost:{}", lab.addr().port())).unwrap(),

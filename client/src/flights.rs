@@ -1,0 +1,234 @@
+//! The handshake's flights on the wire, and what QUIC's anti-amplification
+//! limit (RFC 9000 §8.1) made of them.
+//!
+//! Until a server has validated the client's address it may send at most
+//! three times the bytes it has received from it. A client that sends one
+//! 1200-byte Initial gives the server 3600 bytes; a certificate chain that
+//! does not fit makes the server stop and wait for the client's next
+//! datagram, which costs a round trip. The flights are counted in UDP
+//! payload bytes at our socket, which is what the server's budget counts.
+
+use serde::Serialize;
+
+/// What crossed the wire during the handshake, as it happens.
+#[derive(Debug, Clone, Default)]
+pub struct FlightLog {
+    /// Bytes and datagrams we sent before the server's first answer.
+    client_initial: Volume,
+    /// Bytes and datagrams the server sent until our handshake completed.
+    server_flight: Volume,
+    heard_from_server: bool,
+    /// A Retry proves our address: the server's budget no longer applies.
+    validated_by_retry: bool,
+    /// Round trips spent before the real handshake: Retry, version negotiation.
+    restarts: u32,
+    complete: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Volume {
+    pub bytes: usize,
+    pub datagrams: usize,
+}
+
+impl Volume {
+    fn add(&mut self, bytes: usize) {
+        self.bytes += bytes;
+        self.datagrams += 1;
+    }
+}
+
+/// A datagram from the server, as far as the flights care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    Retry,
+    VersionNegotiation,
+    Other,
+}
+
+impl FlightLog {
+    pub fn on_sent(&mut self, bytes: usize) {
+        if !self.heard_from_server && !self.complete {
+            self.client_initial.add(bytes);
+        }
+    }
+
+    pub fn on_received(&mut self, bytes: usize, kind: Received) {
+        if self.complete {
+            return;
+        }
+        match kind {
+            // Both answer our first flight and make us send a new one.
+            Received::Retry | Received::VersionNegotiation => {
+                self.validated_by_retry |= kind == Received::Retry;
+                self.restarts += 1;
+                self.client_initial = Volume::default();
+                self.server_flight = Volume::default();
+                self.heard_from_server = false;
+            }
+            Received::Other => {
+                self.heard_from_server = true;
+                self.server_flight.add(bytes);
+            }
+        }
+    }
+
+    /// Our handshake completed: the server's first flight is all in.
+    pub fn on_established(&mut self) {
+        self.complete = true;
+    }
+
+    pub fn report(&self) -> FlightReport {
+        let budget_bytes = (!self.validated_by_retry).then_some(3 * self.client_initial.bytes);
+        let amplification_limited = self.heard_from_server
+            && budget_bytes.is_some_and(|budget| self.server_flight.bytes > budget);
+        FlightReport {
+            client_initial: self.client_initial,
+            server_flight: self.server_flight,
+            server_flight_complete: self.complete,
+            budget_bytes,
+            amplification_limited,
+            validated_by_retry: self.validated_by_retry,
+            round_trips: 1 + self.restarts + u32::from(amplification_limited),
+        }
+    }
+}
+
+/// The flights of one handshake, for the trace and the JSON outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct FlightReport {
+    /// Our first flight: what the server's budget is three times.
+    pub client_initial: Volume,
+    /// The server's first flight, up to its Finished.
+    pub server_flight: Volume,
+    /// False when the handshake never completed: the flight is what came.
+    pub server_flight_complete: bool,
+    /// Three times our first flight; none once a Retry validated our address.
+    pub budget_bytes: Option<usize>,
+    /// The server's flight did not fit its budget, so it had to wait for
+    /// our next datagram before sending the rest: one more round trip.
+    pub amplification_limited: bool,
+    pub validated_by_retry: bool,
+    /// Round trips to the server's Finished, deduced from the flights:
+    /// one, plus Retry or version negotiation, plus the amplification stall.
+    pub round_trips: u32,
+}
+
+impl FlightReport {
+    /// The server's flight as a multiple of our first flight.
+    pub fn ratio(&self) -> f64 {
+        if self.client_initial.bytes == 0 {
+            return 0.0;
+        }
+        self.server_flight.bytes as f64 / self.client_initial.bytes as f64
+    }
+
+    /// One line for the trace.
+    pub fn describe(&self) -> String {
+        let ours = format!(
+            "our first flight {} B in {} datagram{}",
+            self.client_initial.bytes,
+            self.client_initial.datagrams,
+            plural(self.client_initial.datagrams)
+        );
+        let theirs = format!(
+            "the server's {}flight {} B in {} datagram{} ({:.1}x)",
+            if self.server_flight_complete {
+                ""
+            } else {
+                "incomplete "
+            },
+            self.server_flight.bytes,
+            self.server_flight.datagrams,
+            plural(self.server_flight.datagrams),
+            self.ratio()
+        );
+        let verdict = match self.budget_bytes {
+            None => "no anti-amplification limit after Retry".to_owned(),
+            Some(budget) if self.amplification_limited => format!(
+                "over the 3x anti-amplification limit ({budget} B): the server had to wait \
+                 for our next datagram, 1 extra round trip"
+            ),
+            Some(budget) => format!("within the 3x anti-amplification limit ({budget} B)"),
+        };
+        format!(
+            "{ours}; {theirs}; {verdict}; {} round trip{} to the server's Finished",
+            self.round_trips,
+            plural(self.round_trips as usize)
+        )
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log_of(sent: &[usize], received: &[usize]) -> FlightLog {
+        let mut log = FlightLog::default();
+        for bytes in sent {
+            log.on_sent(*bytes);
+        }
+        for bytes in received {
+            log.on_received(*bytes, Received::Other);
+        }
+        log.on_established();
+        log
+    }
+
+    #[test]
+    fn a_flight_within_three_times_ours_takes_one_round_trip() {
+        let report = log_of(&[1200, 1200], &[1200; 5]).report();
+        assert_eq!(report.budget_bytes, Some(7200));
+        assert!(!report.amplification_limited);
+        assert_eq!(report.round_trips, 1);
+    }
+
+    #[test]
+    fn a_flight_over_three_times_ours_costs_a_round_trip() {
+        let report = log_of(&[1200], &[1200, 1200, 1200, 500]).report();
+        assert!(report.amplification_limited);
+        assert_eq!(report.round_trips, 2);
+        assert!(report.describe().contains("1 extra round trip"));
+    }
+
+    #[test]
+    fn what_we_send_after_the_server_answers_is_not_our_first_flight() {
+        let mut log = FlightLog::default();
+        log.on_sent(1200);
+        log.on_received(1200, Received::Other);
+        log.on_sent(1200);
+        assert_eq!(log.report().client_initial.bytes, 1200);
+    }
+
+    #[test]
+    fn retry_lifts_the_limit_and_counts_a_round_trip() {
+        let mut log = FlightLog::default();
+        log.on_sent(1200);
+        log.on_received(100, Received::Retry);
+        log.on_sent(1200);
+        log.on_received(9000, Received::Other);
+        log.on_established();
+        let report = log.report();
+        assert_eq!(report.budget_bytes, None);
+        assert!(!report.amplification_limited);
+        assert_eq!(report.round_trips, 2);
+        assert_eq!(report.client_initial.bytes, 1200);
+    }
+
+    #[test]
+    fn nothing_after_the_handshake_counts() {
+        let mut log = log_of(&[1200], &[1000]);
+        log.on_received(50_000, Received::Other);
+        log.on_sent(1200);
+        assert_eq!(log.report().server_flight.bytes, 1000);
+        assert_eq!(log.report().client_initial.bytes, 1200);
+    }
+}
