@@ -52,6 +52,9 @@ pub struct ClientSetup {
     pub insecure: bool,
 }
 
+/// Room kept for transport parameters quiche does not know.
+const UNKNOWN_PARAMETER_BYTES: usize = 1024;
+
 /// One quiche client configuration, the verifier installed last, and the
 /// slot through which the verifier hands each verdict to the event loop.
 pub fn quic_config(setup: &ClientSetup) -> Result<(quiche::Config, VerdictSlot), ConnectError> {
@@ -85,6 +88,8 @@ pub fn quic_config(setup: &ClientSetup) -> Result<(quiche::Config, VerdictSlot),
     config.set_initial_max_streams_bidi(100);
     config.set_initial_max_streams_uni(100);
     config.set_disable_active_migration(true);
+    // Parameters quiche does not know tell which implementation the server is.
+    config.enable_track_unknown_transport_parameters(UNKNOWN_PARAMETER_BYTES);
     if setup.keylog {
         config.log_keys();
     }

@@ -9,6 +9,7 @@ pub mod connect_cmd;
 pub mod demo_cmd;
 pub mod event_loop;
 pub mod exit;
+pub mod fingerprint;
 pub mod flights;
 pub mod handshake;
 pub mod lab;

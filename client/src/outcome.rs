@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use crate::alerts::{self, tls_alert_name};
 use crate::exit;
+use crate::fingerprint::ServerGuess;
 use crate::flights::FlightReport;
 use crate::handshake::{Stage, StageEvent};
 use crate::request::Response;
@@ -139,6 +140,8 @@ pub struct Outcome {
     pub flights: Option<FlightReport>,
     /// An established connection that an idle timeout ended.
     pub idle_end: Option<IdleEnd>,
+    /// Which implementation the server seems to be, once it has said enough.
+    pub server_guess: Option<ServerGuess>,
 }
 
 /// An idle timeout ended the connection: silently, as RFC 9000 §10.1 has
@@ -217,6 +220,7 @@ impl Outcome {
             refused_before: Vec::new(),
             flights: None,
             idle_end: None,
+            server_guess: None,
         };
         outcome.explanation = outcome.explain();
         outcome
@@ -343,6 +347,7 @@ impl Outcome {
             "handshake_ms": self.handshake_ms,
             "flights": self.flights,
             "idle_end": self.idle_end,
+            "server_implementation": self.server_guess,
             "insecure_override": self.kind == OutcomeKind::Ok && !self.insecure_warning().is_empty(),
             "response": self.response,
             "request_error": self.request_error,

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use mio::net::UdpSocket;
 use quicprobe_verifier::{CheckedChain, PeerName, VerdictSlot};
 
+use crate::fingerprint::{self, ServerTraits};
 use crate::flights::{FlightLog, Received};
 use crate::handshake::{drain_messages, stage_of, Stage, StageEvent, Traffic};
 use crate::outcome::{Close, IdleEnd, Outcome, OutcomeKind};
@@ -497,6 +498,11 @@ impl Probe {
         outcome.idle_end = self.idle_end();
         // Nothing to say about flights when the server never answered.
         outcome.flights = Some(self.flights.report()).filter(|f| f.server_flight.datagrams > 0);
+        outcome.server_guess = self.conn.peer_transport_params().map(|params| {
+            let mut traits = ServerTraits::from_params(params);
+            traits.group.clone_from(&outcome.tls.group);
+            fingerprint::guess(&traits)
+        });
         outcome.explanation = outcome.explain();
         outcome
     }
@@ -620,15 +626,26 @@ fn version_name(version: u32) -> String {
 }
 
 fn summarise_params(params: &quiche::TransportParams) -> String {
+    let unknown: Vec<String> = params
+        .unknown_params
+        .iter()
+        .flatten()
+        .map(|p| format!("0x{:x}", p.id))
+        .collect();
     format!(
         "max_idle_timeout={}ms max_udp_payload_size={} initial_max_data={} \
-         initial_max_streams_bidi={} initial_max_streams_uni={} active_connection_id_limit={}",
+         initial_max_streams_bidi={} initial_max_streams_uni={} active_connection_id_limit={}{}",
         params.max_idle_timeout,
         params.max_udp_payload_size,
         params.initial_max_data,
         params.initial_max_streams_bidi,
         params.initial_max_streams_uni,
-        params.active_conn_id_limit
+        params.active_conn_id_limit,
+        if unknown.is_empty() {
+            String::new()
+        } else {
+            format!(" other={}", unknown.join(","))
+        }
     )
 }
 

@@ -89,6 +89,9 @@ fn native(outcome: &Outcome) -> String {
     if let Some(flights) = &outcome.flights {
         let _ = writeln!(out, "* Flights: {}", flights.describe());
     }
+    if let Some(guess) = &outcome.server_guess {
+        let _ = writeln!(out, "* Peer: {}", guess.describe());
+    }
     if let Some(analysis) = &outcome.analysis {
         if analysis.verdict.accepted {
             let mut tree = String::new();
