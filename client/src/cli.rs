@@ -78,6 +78,11 @@ pub struct ConnectArgs {
     /// ALPNs to offer, comma-separated.
     #[arg(long, value_name = "LIST", default_value = "h3", value_delimiter = ',')]
     pub alpn: Vec<String>,
+    /// Key exchange groups to offer, colon-separated, as curl's --curves
+    /// (e.g. X25519, X25519MLKEM768:X25519, P-256). BoringSSL's default offers
+    /// X25519MLKEM768, whose ClientHello needs two Initial datagrams.
+    #[arg(long, value_name = "LIST")]
+    pub curves: Option<String>,
     /// Give up on a handshake after this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     pub timeout: f64,

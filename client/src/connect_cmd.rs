@@ -50,6 +50,8 @@ pub struct ClientSetup {
     pub keylog: bool,
     /// `--insecure`: a rejected chain does not stop the handshake.
     pub insecure: bool,
+    /// `--curves`: the key exchange groups offered, BoringSSL's names.
+    pub curves: Option<String>,
 }
 
 /// Room kept for transport parameters quiche does not know.
@@ -61,6 +63,13 @@ pub fn quic_config(setup: &ClientSetup) -> Result<(quiche::Config, VerdictSlot),
     let tls_error = |e: boring::error::ErrorStack| ConnectError::Setup(format!("TLS setup: {e}"));
     let mut builder = SslContextBuilder::new(SslMethod::tls()).map_err(tls_error)?;
     install_message_callback(&mut builder);
+    if let Some(curves) = &setup.curves {
+        // The key share decides the ClientHello's size: X25519MLKEM768 makes
+        // it two Initial datagrams, which doubles the server's first budget.
+        builder
+            .set_curves_list(curves)
+            .map_err(|_| ConnectError::Setup(format!("--curves {curves}: unknown group")))?;
+    }
     let mut policy = Policy::new(setup.trust.clone());
     policy.alert_style = setup.alert_style;
     // Pause instead of alerting, so that the close carries 0x100 + alert and
@@ -115,6 +124,7 @@ pub fn run(args: &ConnectArgs, quiet: bool) -> Result<ConnectOutput, ConnectErro
         idle_timeout: seconds(args.idle_timeout)?,
         keylog: keylog.is_some(),
         insecure: args.insecure,
+        curves: args.curves.clone(),
     };
     if args.insecure {
         log::warn!(

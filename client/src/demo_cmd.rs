@@ -116,6 +116,7 @@ fn play(act: &Act) -> Result<(Outcome, Vec<String>), ConnectError> {
         idle_timeout: Duration::from_secs(30),
         keylog: false,
         insecure: false,
+        curves: None,
     };
     let settings = ProbeSettings {
         alpns: setup.alpns.clone(),
