@@ -63,10 +63,13 @@ impl ServerGuess {
     }
 }
 
-/// One implementation's signals: each a test and the words for it.
+/// A test of the server's traits, and the words for it when it matches.
+type Signal = (fn(&ServerTraits) -> bool, &'static str);
+
+/// One implementation's signals.
 struct Profile {
     name: &'static str,
-    signals: &'static [(fn(&ServerTraits) -> bool, &'static str)],
+    signals: &'static [Signal],
 }
 
 const PROFILES: &[Profile] = &[

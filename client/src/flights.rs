@@ -132,11 +132,11 @@ impl FlightReport {
             plural(self.client_initial.datagrams)
         );
         let theirs = format!(
-            "the server's {}flight {} B in {} datagram{} ({:.1}x)",
+            "the server's flight{} {} B in {} datagram{} ({:.1}x)",
             if self.server_flight_complete {
                 ""
             } else {
-                "incomplete "
+                " so far"
             },
             self.server_flight.bytes,
             self.server_flight.datagrams,
@@ -151,6 +151,10 @@ impl FlightReport {
             ),
             Some(budget) => format!("within the 3x anti-amplification limit ({budget} B)"),
         };
+        if !self.server_flight_complete {
+            // No Finished, so no count of the round trips it took.
+            return format!("{ours}; {theirs}; {verdict}");
+        }
         format!(
             "{ours}; {theirs}; {verdict}; {} round trip{} to the server's Finished",
             self.round_trips,
@@ -221,6 +225,16 @@ mod tests {
         assert!(!report.amplification_limited);
         assert_eq!(report.round_trips, 2);
         assert_eq!(report.client_initial.bytes, 1200);
+    }
+
+    #[test]
+    fn an_unfinished_flight_claims_no_round_trips() {
+        let mut log = FlightLog::default();
+        log.on_sent(1200);
+        log.on_received(1220, Received::Other);
+        let text = log.report().describe();
+        assert!(text.contains("the server's flight so far 1220 B"), "{text}");
+        assert!(!text.contains("round trip"), "{text}");
     }
 
     #[test]

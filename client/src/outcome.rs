@@ -160,6 +160,23 @@ pub struct IdleEnd {
 }
 
 impl IdleEnd {
+    /// A few words for the summary line.
+    pub fn brief(&self) -> String {
+        let whose = if self.by == "server" {
+            "the server's"
+        } else {
+            "our"
+        };
+        format!(
+            "ended by {whose} idle timeout ({} ms)",
+            if self.by == "server" {
+                self.server_idle_timeout_ms
+            } else {
+                self.our_idle_timeout_ms
+            }
+        )
+    }
+
     pub fn describe(&self) -> String {
         if self.by == "server" {
             format!(

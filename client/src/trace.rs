@@ -33,7 +33,7 @@ pub fn render(outcome: &Outcome, style: TraceStyle, index: usize) -> String {
 pub fn summary_line(outcome: &Outcome) -> String {
     match outcome.kind {
         OutcomeKind::Ok => format!(
-            "quicprobe: ok: {} ({}) {}{}, handshake {} ms, rtt {:.1} ms{}",
+            "quicprobe: ok: {} ({}) {}{}, handshake {} ms, rtt {:.1} ms{}{}",
             outcome.target,
             outcome.addr,
             outcome.alpn.as_deref().unwrap_or("-"),
@@ -42,6 +42,9 @@ pub fn summary_line(outcome: &Outcome) -> String {
                 .handshake_ms
                 .map_or_else(|| "?".into(), |ms| format!("{ms:.1}")),
             outcome.stats.rtt_ms,
+            outcome
+                .idle_end
+                .map_or_else(String::new, |idle| format!(", {}", idle.brief())),
             outcome.insecure_warning()
         ),
         _ => format!(

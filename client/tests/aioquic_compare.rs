@@ -13,19 +13,9 @@ use std::time::Duration;
 
 use quicprobe::lab::{self, LabHandle, LabSpec};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+mod support;
 
-fn python() -> PathBuf {
-    let python = repo().join(".venv/bin/python");
-    assert!(
-        python.is_file(),
-        "{} is missing: run scripts/setup (scripts/test does)",
-        python.display()
-    );
-    python
-}
+use support::{python, repo};
 
 fn start_lab(scenario: &str) -> LabHandle {
     start_lab_with(scenario, false)

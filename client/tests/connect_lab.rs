@@ -4,34 +4,20 @@
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use quicprobe::lab::{self, LabEvent, LabHandle, LabSpec};
 use serde_json::Value;
 
-fn certs_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../certs")
-}
+mod support;
 
-fn read_line(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap().trim().to_owned()
-}
+use support::{certs_dir, json_of, quicprobe, read_line, stage_names};
 
 fn start_lab(dir: &Path, configure: impl FnOnce(&mut LabSpec)) -> LabHandle {
     let mut spec = LabSpec::for_scenario(dir, "127.0.0.1:0".parse().unwrap());
     configure(&mut spec);
     lab::spawn(spec).expect("lab starts")
-}
-
-fn quicprobe<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_quicprobe"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env_remove("SSLKEYLOGFILE")
-        .env_remove("QLOGDIR")
-        .output()
-        .expect("run quicprobe")
 }
 
 /// `connect --json` to the scenario's name at the lab's port, trusting its roots.
@@ -55,28 +41,6 @@ fn connect_args(dir: &Path, addr: SocketAddr, extra: &[&str]) -> Vec<String> {
     args.extend(extra.iter().map(|s| s.to_string()));
     args.push(target);
     args
-}
-
-fn json_of(output: &Output) -> Value {
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    serde_json::from_str(stdout.lines().next().unwrap_or("")).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}):\n{stdout}\nstderr:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })
-}
-
-fn stage_names(report: &Value) -> Vec<String> {
-    report["stages"]
-        .as_array()
-        .map(|stages| {
-            stages
-                .iter()
-                .map(|s| s["name"].as_str().unwrap_or("?").to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 const ACCEPTED_STAGES: [&str; 9] = [

@@ -1,0 +1,217 @@
+//! What the integration tests share: the scenario catalogue, running the
+//! real `quicprobe` binary, reading its JSON, and real peer servers started
+//! as child processes on 127.0.0.1 and always stopped.
+
+#![allow(dead_code)] // Each test binary uses its own part of this module.
+
+use std::io::{BufRead, BufReader};
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The venv's Python, where scripts/setup installed aioquic.
+pub fn python() -> PathBuf {
+    let python = repo().join(".venv/bin/python");
+    assert!(
+        python.is_file(),
+        "{} is missing: run scripts/setup (scripts/test does)",
+        python.display()
+    );
+    python
+}
+
+pub fn certs_dir() -> PathBuf {
+    repo().join("certs")
+}
+
+pub fn scenario(name: &str) -> PathBuf {
+    certs_dir().join(name)
+}
+
+pub fn read_line(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .trim()
+        .to_owned()
+}
+
+/// Runs the quicprobe binary built for this test run.
+pub fn quicprobe<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_quicprobe"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("SSLKEYLOGFILE")
+        .env_remove("QLOGDIR")
+        .output()
+        .expect("run quicprobe")
+}
+
+/// The first line of stdout as JSON, or a panic that shows both streams.
+pub fn json_of(output: &Output) -> Value {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(stdout.lines().next().unwrap_or("")).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{stdout}\nstderr:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+pub fn stage_names(report: &Value) -> Vec<String> {
+    report["stages"]
+        .as_array()
+        .map(|stages| {
+            stages
+                .iter()
+                .map(|s| s["name"].as_str().unwrap_or("?").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A UDP port on 127.0.0.1 that was free a moment ago.
+pub fn free_udp_port() -> u16 {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    socket.local_addr().expect("local address").port()
+}
+
+/// SHA-256, hex, of the lab's and the msquic server's body pattern.
+pub fn pattern_sha256(len: usize) -> String {
+    let body = quicprobe::lab::pattern(len);
+    ring::digest::digest(&ring::digest::SHA256, &body)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A server running as a child process. Its stdout lines are collected as
+/// they come; it is killed when dropped, so a failing test never leaks it.
+pub struct PeerServer {
+    child: Child,
+    pub port: u16,
+    lines: Arc<Mutex<Vec<String>>>,
+    arrivals: Receiver<String>,
+}
+
+impl PeerServer {
+    /// Starts `program args...` and waits for it to print `listening on`.
+    pub fn start(program: &Path, args: &[String], port: u16) -> Result<Self, String> {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("{}: {e}", program.display()))?;
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (sender, arrivals) = mpsc::channel();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let collected = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                collected.lock().expect("lines").push(line.clone());
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = Self {
+            child,
+            port,
+            lines,
+            arrivals,
+        };
+        if server.wait_for("listening on", Duration::from_secs(10)) {
+            return Ok(server);
+        }
+        let _ = server.child.kill();
+        let mut stderr = String::new();
+        if let Some(mut pipe) = server.child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+        }
+        Err(format!("{} did not start: {stderr}", program.display()))
+    }
+
+    /// Waits until a stdout line contains `needle`; lines seen before count.
+    pub fn wait_for(&mut self, needle: &str, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        if self.lines().iter().any(|l| l.contains(needle)) {
+            return true;
+        }
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.arrivals.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return true,
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return false,
+            }
+        }
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().expect("lines").clone()
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the process to end.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        // Through kill(1), as a supervisor sends it.
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .ok()?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for PeerServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The msquic test server, built once per test run by the same script the
+/// README's test command runs (a no-op when it is built already).
+pub fn msquic_server_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let script = repo().join("scripts/build-msquic-server");
+        let status = Command::new(&script)
+            .status()
+            .unwrap_or_else(|e| panic!("{}: {e}", script.display()));
+        assert!(status.success(), "scripts/build-msquic-server failed");
+        repo().join("scripts/msquic-server/target/release/quicprobe-msquic-server")
+    })
+}
+
+/// Starts the msquic server on a free port, with a few tries because
+/// another test may take the port between the check and the bind.
+pub fn start_msquic(extra: &[&str]) -> PeerServer {
+    let mut last_error = String::new();
+    for _ in 0..5 {
+        let port = free_udp_port();
+        let mut args = vec!["--listen".to_owned(), format!("127.0.0.1:{port}")];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        match PeerServer::start(msquic_server_binary(), &args, port) {
+            Ok(server) => return server,
+            Err(error) => last_error = error,
+        }
+    }
+    panic!("the msquic server did not start: {last_error}");
+}
