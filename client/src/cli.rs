@@ -102,9 +102,10 @@ pub struct ConnectArgs {
     /// Write one qlog file per connection here (QLOGDIR is honoured too).
     #[arg(long, value_name = "DIR")]
     pub qlog_dir: Option<PathBuf>,
-    /// Which TLS alert a rejection sends.
-    #[arg(long, value_enum, default_value_t = AlertStyleArg::Aioquic)]
-    pub alert_style: AlertStyleArg,
+    /// Which TLS alert and reason a rejection sends [default: strict, or
+    /// aioquic with --trace-style aioquic].
+    #[arg(long, value_enum)]
+    pub alert_style: Option<AlertStyleArg>,
     /// Go on even when the chain is rejected, as curl -k does. Loud: the trace,
     /// the summary and the JSON still say what verification said.
     #[arg(short = 'k', long)]
@@ -124,7 +125,9 @@ pub struct ConnectArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum AlertStyleArg {
-    /// bad_certificate (42), certificate_expired (45) for the leaf's dates.
+    /// BoringSSL's verdict and words; bad_certificate (42), certificate_expired (45) for the leaf's dates.
+    Strict,
+    /// aioquic's order, alerts and exact words ("Certificate is no longer valid", "hostname 'x' doesn't match ...").
     Aioquic,
     /// BoringSSL's own mapping, e.g. unknown_ca (48) for a missing issuer.
     Boringssl,

@@ -116,10 +116,7 @@ pub fn run(args: &ConnectArgs, quiet: bool) -> Result<ConnectOutput, ConnectErro
         .or_else(|| std::env::var_os("SSLKEYLOGFILE").map(PathBuf::from));
     let setup = ClientSetup {
         trust: trust.clone(),
-        alert_style: match args.alert_style {
-            AlertStyleArg::Aioquic => AlertStyle::Aioquic,
-            AlertStyleArg::Boringssl => AlertStyle::Boringssl,
-        },
+        alert_style: alert_style(args),
         alpns: args.alpn.clone(),
         idle_timeout: seconds(args.idle_timeout)?,
         keylog: keylog.is_some(),
@@ -216,6 +213,17 @@ fn jobs(args: &ConnectArgs) -> Result<Vec<Job>, ConnectError> {
         }
     }
     Ok(jobs)
+}
+
+/// `--alert-style`, or aioquic's when the trace is to read like aioquic's.
+fn alert_style(args: &ConnectArgs) -> AlertStyle {
+    match args.alert_style {
+        Some(AlertStyleArg::Strict) => AlertStyle::Strict,
+        Some(AlertStyleArg::Aioquic) => AlertStyle::Aioquic,
+        Some(AlertStyleArg::Boringssl) => AlertStyle::Boringssl,
+        None if args.trace_style == TraceStyle::Aioquic => AlertStyle::Aioquic,
+        None => AlertStyle::Strict,
+    }
 }
 
 fn seconds(value: f64) -> Result<Duration, ConnectError> {

@@ -111,7 +111,7 @@ fn play(act: &Act) -> Result<(Outcome, Vec<String>), ConnectError> {
     };
     let setup = ClientSetup {
         trust: trust.clone(),
-        alert_style: AlertStyle::Aioquic,
+        alert_style: AlertStyle::Strict,
         alpns: vec!["h3".into()],
         idle_timeout: Duration::from_secs(30),
         keylog: false,

@@ -364,6 +364,7 @@ impl Outcome {
             "handshake_ms": self.handshake_ms,
             "flights": self.flights,
             "idle_end": self.idle_end,
+            "aioquic_verdict": self.checked.as_ref().and_then(|c| c.aioquic.clone()),
             "server_implementation": self.server_guess,
             "insecure_override": self.kind == OutcomeKind::Ok && !self.insecure_warning().is_empty(),
             "response": self.response,

@@ -8,16 +8,22 @@ use boring::ex_data::Index;
 use boring::ssl::{NameType, Ssl, SslContextBuilder, SslRef, SslVerifyError, SslVerifyMode};
 use boring::x509::X509;
 
+use crate::aioquic::{aioquic_verdict, AioquicVerdict};
 use crate::ffi;
 use crate::trust::TrustStore;
 use crate::verdict::{code, verify, PeerName, Verdict};
 
-/// Which TLS alert a rejection sends.
+/// Which TLS alert, and which words, a rejection sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AlertStyle {
-    /// As aioquic does: `certificate_expired` (45) when the leaf's dates are
-    /// wrong, `bad_certificate` (42) for everything else.
+    /// BoringSSL's verdict and words, with the alerts aioquic sends:
+    /// `certificate_expired` (45) when the leaf's dates are wrong,
+    /// `bad_certificate` (42) for everything else.
     #[default]
+    Strict,
+    /// aioquic's own order, alerts and words ("Certificate is no longer
+    /// valid", "hostname 'x' doesn't match ..."), so that a server receives
+    /// from quicprobe exactly what it receives from aioquic.
     Aioquic,
     /// BoringSSL's own mapping (`SSL_alert_from_verify_result`), e.g.
     /// `unknown_ca` (48) for a missing issuer.
@@ -25,21 +31,24 @@ pub enum AlertStyle {
 }
 
 impl AlertStyle {
-    /// The alert for a rejected verdict.
-    pub fn alert_for(self, verdict: &Verdict) -> u8 {
-        match self {
-            Self::Aioquic => {
+    /// The alert and reason phrase for a rejected verdict. `aioquic` is what
+    /// aioquic would say about the same chain.
+    pub fn rejection(self, verdict: &Verdict, aioquic: &AioquicVerdict) -> (u8, String) {
+        let boringssl_words = verdict.x509_error_string.to_owned();
+        match (self, &aioquic.alert, &aioquic.reason) {
+            (Self::Aioquic, Some(alert), Some(reason)) => (*alert, reason.clone()),
+            // aioquic would accept (it checks no EKU): strict words, its alert.
+            (Self::Aioquic | Self::Strict, _, _) => {
                 let leaf_dates = matches!(
                     verdict.x509_error,
                     code::CERT_HAS_EXPIRED | code::CERT_NOT_YET_VALID
                 ) && verdict.depth == Some(0);
-                if leaf_dates {
-                    45
-                } else {
-                    42
-                }
+                (if leaf_dates { 45 } else { 42 }, boringssl_words)
             }
-            Self::Boringssl => ffi::boringssl_alert_for(verdict.x509_error),
+            (Self::Boringssl, _, _) => (
+                ffi::boringssl_alert_for(verdict.x509_error),
+                boringssl_words,
+            ),
         }
     }
 }
@@ -86,6 +95,10 @@ pub struct CheckedChain {
     pub chain: Vec<X509>,
     /// The TLS alert chosen for a rejection; `None` when accepted.
     pub alert: Option<u8>,
+    /// The reason phrase a rejection sends, in the words the style chose.
+    pub rejection_reason: String,
+    /// What aioquic would have said, worked out for every rejection.
+    pub aioquic: Option<AioquicVerdict>,
 }
 
 impl CheckedChain {
@@ -94,9 +107,14 @@ impl CheckedChain {
         self.alert.map(|alert| 0x100 + u64::from(alert))
     }
 
-    /// The reason phrase for the close, e.g. "unable to get local issuer certificate".
-    pub fn reason(&self) -> &'static str {
-        self.verdict.x509_error_string
+    /// The reason phrase for the close, e.g. "unable to get local issuer
+    /// certificate"; "ok" when accepted.
+    pub fn reason(&self) -> &str {
+        if self.verdict.accepted {
+            self.verdict.x509_error_string
+        } else {
+            &self.rejection_reason
+        }
     }
 }
 
@@ -189,11 +207,18 @@ fn verify_peer_chain(
     let chain = peer_chain(ssl);
     let name = name_to_check(ssl, slot);
     let verdict = verify(&chain, &policy.trust, name.as_ref());
-    let alert = (!verdict.accepted).then(|| policy.alert_style.alert_for(&verdict));
+    // Only a rejection needs aioquic's words: an accepted chain costs nothing more.
+    let aioquic =
+        (!verdict.accepted).then(|| aioquic_verdict(&chain, &policy.trust, name.as_ref()));
+    let rejection = aioquic
+        .as_ref()
+        .map(|aioquic| policy.alert_style.rejection(&verdict, aioquic));
     let checked = CheckedChain {
+        alert: rejection.as_ref().map(|(alert, _)| *alert),
+        rejection_reason: rejection.map(|(_, reason)| reason).unwrap_or_default(),
         verdict,
         chain,
-        alert,
+        aioquic,
     };
     log::debug!(
         "verify: {} (error {} at depth {:?})",

@@ -7,6 +7,7 @@
 //! It knows nothing of QUIC. The client uses [`install`] to put it into a
 //! BoringSSL context; `quicprobe verify` uses [`Analysis::run`] offline.
 
+mod aioquic;
 mod diagnosis;
 mod families;
 mod ffi;
@@ -22,6 +23,7 @@ use std::collections::BTreeMap;
 use boring::x509::X509;
 use serde::Serialize;
 
+pub use aioquic::{aioquic_verdict, openssl_error_string, AioquicCheck, AioquicVerdict};
 pub use diagnosis::{diagnose, Diagnosis, Fault};
 pub use families::{accepted_by, ClientFamily};
 pub use ffi::{boringssl_alert_for, verify_error_string};

@@ -37,6 +37,18 @@ pub fn scenario(name: &str) -> PathBuf {
     certs_dir().join(name)
 }
 
+/// Every scenario of certs/, by name, sorted.
+pub fn scenario_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(certs_dir())
+        .expect("certs/")
+        .filter_map(Result::ok)
+        .filter(|entry| entry.path().join("expected").is_file())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 pub fn read_line(path: &Path) -> String {
     std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -101,6 +113,8 @@ pub struct PeerServer {
     pub port: u16,
     lines: Arc<Mutex<Vec<String>>>,
     arrivals: Receiver<String>,
+    /// Lines before this were consumed by `next_line_with`.
+    cursor: usize,
 }
 
 impl PeerServer {
@@ -129,6 +143,7 @@ impl PeerServer {
             port,
             lines,
             arrivals,
+            cursor: 0,
         };
         if server.wait_for("listening on", Duration::from_secs(10)) {
             return Ok(server);
@@ -159,6 +174,26 @@ impl PeerServer {
 
     pub fn lines(&self) -> Vec<String> {
         self.lines.lock().expect("lines").clone()
+    }
+
+    /// Waits for the next line containing `needle` that no earlier call
+    /// returned, and returns it; lines before it are passed over for good.
+    pub fn next_line_with(&mut self, needle: &str, limit: Duration) -> Option<String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let lines = self.lines();
+            if let Some(offset) = lines[self.cursor..].iter().position(|l| l.contains(needle)) {
+                self.cursor += offset + 1;
+                return Some(lines[self.cursor - 1].clone());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            let _ = self
+                .arrivals
+                .recv_timeout(left.min(Duration::from_millis(50)));
+        }
     }
 
     /// Sends SIGTERM and waits (bounded) for the process to end.
@@ -214,4 +249,31 @@ pub fn start_msquic(extra: &[&str]) -> PeerServer {
         }
     }
     panic!("the msquic server did not start: {last_error}");
+}
+
+/// The aioquic server of scripts/aioquic, presenting a scenario's chain.
+pub fn start_aioquic_server(name: &str, extra: &[&str]) -> PeerServer {
+    let dir = scenario(name);
+    let mut last_error = String::new();
+    for _ in 0..5 {
+        let port = free_udp_port();
+        let mut args = vec![
+            repo()
+                .join("scripts/aioquic/server.py")
+                .display()
+                .to_string(),
+            "--listen".to_owned(),
+            format!("127.0.0.1:{port}"),
+            "--chain".to_owned(),
+            dir.join("chain.pem").display().to_string(),
+            "--key".to_owned(),
+            dir.join("key.pem").display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        match PeerServer::start(&python(), &args, port) {
+            Ok(server) => return server,
+            Err(error) => last_error = error,
+        }
+    }
+    panic!("the aioquic server did not start: {last_error}");
 }
