@@ -171,6 +171,57 @@ fn plural(n: usize) -> &'static str {
     }
 }
 
+/// Whether a datagram we send carries a Handshake packet. A client drops its
+/// Initial keys once it sends one (RFC 9001 §4.9.1), which aioquic logs as
+/// "Discarding epoch Epoch.INITIAL". Packet types and lengths are not
+/// header-protected, so coalesced long-header packets can be walked.
+pub fn carries_handshake_packet(datagram: &[u8]) -> bool {
+    const HANDSHAKE: u8 = 2;
+    let mut rest = datagram;
+    while let Some(&first) = rest.first() {
+        if first & 0x80 == 0 {
+            return false; // a short header runs to the end of the datagram
+        }
+        let packet_type = (first >> 4) & 0x03;
+        if packet_type == HANDSHAKE {
+            return true;
+        }
+        match long_packet_len(rest, packet_type) {
+            Some(len) if len <= rest.len() => rest = &rest[len..],
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// The length of the long-header packet at the start of `packet`.
+fn long_packet_len(packet: &[u8], packet_type: u8) -> Option<usize> {
+    const INITIAL: u8 = 0;
+    let mut at = 1 + 4; // first byte, version
+    let dcid_len = usize::from(*packet.get(at)?);
+    at += 1 + dcid_len;
+    let scid_len = usize::from(*packet.get(at)?);
+    at += 1 + scid_len;
+    if packet_type == INITIAL {
+        let (token_len, used) = varint(packet.get(at..)?)?;
+        at += used + usize::try_from(token_len).ok()?;
+    }
+    let (payload_len, used) = varint(packet.get(at..)?)?;
+    at.checked_add(used)?
+        .checked_add(usize::try_from(payload_len).ok()?)
+}
+
+/// A QUIC variable-length integer (RFC 9000 §16) and its size in bytes.
+fn varint(bytes: &[u8]) -> Option<(u64, usize)> {
+    let first = *bytes.first()?;
+    let len = 1usize << (first >> 6);
+    let mut value = u64::from(first & 0x3f);
+    for byte in bytes.get(1..len)? {
+        value = (value << 8) | u64::from(*byte);
+    }
+    Some((value, len))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,6 +286,35 @@ mod tests {
         let text = log.report().describe();
         assert!(text.contains("the server's flight so far 1220 B"), "{text}");
         assert!(!text.contains("round trip"), "{text}");
+    }
+
+    /// A long-header packet of `packet_type` with a `payload`-byte body.
+    fn long_packet(packet_type: u8, payload: usize) -> Vec<u8> {
+        let mut packet = vec![0xc0 | (packet_type << 4), 0, 0, 0, 1, 4, 1, 2, 3, 4, 0];
+        if packet_type == 0 {
+            packet.push(0); // no token
+        }
+        packet.extend_from_slice(&[0x40 | (payload >> 8) as u8, payload as u8]);
+        packet.extend(std::iter::repeat_n(0, payload));
+        packet
+    }
+
+    #[test]
+    fn a_handshake_packet_is_found_behind_an_initial() {
+        let mut datagram = long_packet(0, 300);
+        assert!(!carries_handshake_packet(&datagram));
+        datagram.extend(long_packet(2, 40));
+        assert!(carries_handshake_packet(&datagram));
+        assert!(carries_handshake_packet(&long_packet(2, 10)));
+        assert!(!carries_handshake_packet(&[0x40, 1, 2, 3]));
+    }
+
+    #[test]
+    fn truncated_packets_are_not_read_past_their_end() {
+        let datagram = long_packet(0, 300);
+        for cut in 0..datagram.len() {
+            assert!(!carries_handshake_packet(&datagram[..cut]));
+        }
     }
 
     #[test]

@@ -142,6 +142,8 @@ pub struct Outcome {
     pub idle_end: Option<IdleEnd>,
     /// Which implementation the server seems to be, once it has said enough.
     pub server_guess: Option<ServerGuess>,
+    /// When our first Handshake packet went out and the Initial keys with it.
+    pub initial_keys_dropped_ms: Option<f64>,
 }
 
 /// An idle timeout ended the connection: silently, as RFC 9000 §10.1 has
@@ -238,6 +240,7 @@ impl Outcome {
             flights: None,
             idle_end: None,
             server_guess: None,
+            initial_keys_dropped_ms: None,
         };
         outcome.explanation = outcome.explain();
         outcome

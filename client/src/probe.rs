@@ -13,7 +13,7 @@ use mio::net::UdpSocket;
 use quicprobe_verifier::{CheckedChain, PeerName, VerdictSlot};
 
 use crate::fingerprint::{self, ServerTraits};
-use crate::flights::{FlightLog, Received};
+use crate::flights::{self, FlightLog, Received};
 use crate::handshake::{drain_messages, stage_of, Stage, StageEvent, Traffic};
 use crate::outcome::{Close, IdleEnd, Outcome, OutcomeKind};
 use crate::request::Request;
@@ -73,6 +73,8 @@ pub struct Probe {
     /// When the held connection is closed, once the request is done.
     hold_until: Option<Instant>,
     last_received: Instant,
+    /// When we first sent a Handshake packet, dropping our Initial keys.
+    initial_keys_dropped_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +145,7 @@ impl Probe {
             hold: settings.hold,
             hold_until: None,
             last_received: started,
+            initial_keys_dropped_ms: None,
         };
         probe.attach_keylog(settings.keylog.as_ref());
         probe.attach_qlog(settings.qlog_dir.as_ref(), handshake_done);
@@ -378,6 +381,11 @@ impl Probe {
             match self.conn.send(&mut out) {
                 Ok((len, _)) => {
                     self.record_tls_messages(None);
+                    if self.initial_keys_dropped_ms.is_none()
+                        && flights::carries_handshake_packet(&out[..len])
+                    {
+                        self.initial_keys_dropped_ms = Some(self.elapsed_ms());
+                    }
                     match self.socket.send(&out[..len]) {
                         Ok(sent) => self.flights.on_sent(sent),
                         Err(error) if error.kind() == io::ErrorKind::ConnectionRefused => {
@@ -444,6 +452,10 @@ impl Probe {
         }
     }
 
+    fn elapsed_ms(&self) -> f64 {
+        self.started.elapsed().as_secs_f64() * 1000.0
+    }
+
     /// `--hold`: whether the connection should stay open, idle, a while longer.
     fn holding(&mut self) -> bool {
         let Some(hold) = self.hold else {
@@ -496,6 +508,7 @@ impl Probe {
         outcome.response = self.request.as_ref().map(|r| r.response().clone());
         outcome.request_error.clone_from(&self.request_error);
         outcome.idle_end = self.idle_end();
+        outcome.initial_keys_dropped_ms = self.initial_keys_dropped_ms;
         // Nothing to say about flights when the server never answered.
         outcome.flights = Some(self.flights.report()).filter(|f| f.server_flight.datagrams > 0);
         outcome.server_guess = self.conn.peer_transport_params().map(|params| {

@@ -262,12 +262,12 @@ fn aioquic(outcome: &Outcome) -> String {
         .checked_sub(outcome.elapsed)
         .unwrap_or(SystemTime::UNIX_EPOCH);
     let cid: String = outcome.connection_id.chars().take(16).collect();
-    let mut out = String::new();
-    let mut line = |event_ms: f64, level: &str, message: String| {
-        let at = start + Duration::from_secs_f64(event_ms.max(0.0) / 1000.0);
-        let _ = writeln!(out, "{} {level} quic [{cid}] {message}", asctime(at));
+    let mut lines: Vec<(f64, &'static str, String)> = Vec::new();
+    let mut line = |event_ms: f64, level: &'static str, message: String| {
+        lines.push((event_ms, level, message));
     };
     let mut connected = false;
+    let mut discarded = Epochs::default();
     for event in &outcome.stages {
         let t = event.t_ms;
         match &event.stage {
@@ -353,8 +353,14 @@ fn aioquic(outcome: &Outcome) -> String {
                     line(t, "INFO", format!("ALPN negotiated protocol {alpn}"));
                 }
             }
+            // HANDSHAKE_DONE confirms the handshake: the Handshake keys go.
+            Stage::HandshakeDone => discarded.discard(Epoch::Handshake, t, &mut line),
             _ => {}
         }
+    }
+    // Once a Handshake packet went out, the Initial keys went too.
+    if let Some(at) = outcome.initial_keys_dropped_ms {
+        discarded.discard(Epoch::Initial, (at * 10.0).round() / 10.0, &mut line);
     }
     let end_ms = outcome.elapsed.as_secs_f64() * 1000.0;
     if outcome.kind == OutcomeKind::Ok {
@@ -375,13 +381,60 @@ fn aioquic(outcome: &Outcome) -> String {
         }
     }
     if connected {
+        // The end of the close drops every key still held.
+        for epoch in [Epoch::Initial, Epoch::Handshake, Epoch::OneRtt] {
+            discarded.discard(epoch, end_ms, &mut line);
+        }
         line(
             end_ms,
             "DEBUG",
             "QuicConnectionState.CLOSING -> QuicConnectionState.TERMINATED".into(),
         );
     }
+    // In time order; lines of the same moment keep the order they were made in.
+    lines.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut out = String::new();
+    for (event_ms, level, message) in lines {
+        let at = start + Duration::from_secs_f64(event_ms.max(0.0) / 1000.0);
+        let _ = writeln!(out, "{} {level} quic [{cid}] {message}", asctime(at));
+    }
     out
+}
+
+/// aioquic's packet number spaces, as it names them in its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Epoch {
+    Initial,
+    Handshake,
+    OneRtt,
+}
+
+impl Epoch {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Initial => "Epoch.INITIAL",
+            Self::Handshake => "Epoch.HANDSHAKE",
+            Self::OneRtt => "Epoch.ONE_RTT",
+        }
+    }
+}
+
+/// The epochs whose keys are gone; each is logged once, as aioquic does.
+#[derive(Debug, Default)]
+struct Epochs(Vec<Epoch>);
+
+impl Epochs {
+    fn discard(
+        &mut self,
+        epoch: Epoch,
+        at_ms: f64,
+        line: &mut impl FnMut(f64, &'static str, String),
+    ) {
+        if !self.0.contains(&epoch) {
+            self.0.push(epoch);
+            line(at_ms, "DEBUG", format!("Discarding epoch {}", epoch.name()));
+        }
+    }
 }
 
 /// Python logging's default asctime: `2026-11-27 01:02:03,456` (UTC here).

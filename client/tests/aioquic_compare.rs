@@ -79,10 +79,11 @@ fn quicprobe_run(scenario: &str, port: u16) -> (Vec<String>, i32) {
 }
 
 /// The kinds of line compared: aioquic's handshake and connection states,
-/// negotiation, the error and the close. Its loss-recovery and bookkeeping
-/// lines ("Discarding epoch", "Duplicate CRYPTO data", "Stream N created")
-/// depend on timing and have no counterpart.
-const COMPARED: [&str; 7] = [
+/// negotiation, the error, the close and the keys it drops. Its loss-recovery
+/// and bookkeeping lines ("Duplicate CRYPTO data", "Stream N created") depend
+/// on timing and have no counterpart.
+const COMPARED: [&str; 8] = [
+    "Discarding epoch",
     "Retrying with token",
     "TLS State.",
     "QuicConnectionState.",
@@ -95,7 +96,8 @@ const COMPARED: [&str; 7] = [
 /// `2026-11-27 01:02:03,456 DEBUG quic [0d3c79fddcee7380] message` ->
 /// `DEBUG quic message`, keeping only lines both clients log.
 fn normalise(log: &str) -> Vec<String> {
-    log.lines()
+    let lines = log
+        .lines()
         .filter_map(|line| {
             let rest = line.get(24..)?;
             let (level, rest) = rest.split_once(' ')?;
@@ -104,7 +106,27 @@ fn normalise(log: &str) -> Vec<String> {
             let shared = COMPARED.iter().any(|prefix| message.starts_with(prefix));
             shared.then(|| format!("{level} quic {message}"))
         })
-        .collect()
+        .collect();
+    gather_discards(lines)
+}
+
+/// Which keys each client drops is compared, not when: that depends on how
+/// the server cut its flight into datagrams (the Initial keys go with the
+/// first Handshake packet sent) and on when the client closes (aioquic before
+/// HANDSHAKE_DONE, which would drop the Handshake keys). The "Discarding
+/// epoch" lines are gathered, in epoch order, before the TERMINATED line.
+fn gather_discards(lines: Vec<String>) -> Vec<String> {
+    let (mut discards, mut rest): (Vec<String>, Vec<String>) = lines
+        .into_iter()
+        .partition(|line| line.contains("Discarding epoch"));
+    let order = ["Epoch.INITIAL", "Epoch.HANDSHAKE", "Epoch.ONE_RTT"];
+    discards.sort_by_key(|line| order.iter().position(|epoch| line.ends_with(epoch)));
+    let end = rest
+        .iter()
+        .position(|line| line.ends_with("-> QuicConnectionState.TERMINATED"))
+        .unwrap_or(rest.len());
+    rest.splice(end..end, discards);
+    rest
 }
 
 /// The close the lab received next, as (is_app, code, reason).
