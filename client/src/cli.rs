@@ -96,6 +96,11 @@ pub struct ConnectArgs {
     /// line per connection (JSON Lines); with --repeat, one summary object.
     #[arg(long)]
     pub json: bool,
+    /// Also write each connection's JSON outcome (as --json prints it) to
+    /// FILE, one per line, whatever the trace style: one connection gives
+    /// both a trace to read and the fields to compare.
+    #[arg(long, value_name = "FILE")]
+    pub json_file: Option<PathBuf>,
     /// Append TLS secrets in NSS key log format (SSLKEYLOGFILE is honoured too).
     #[arg(long, value_name = "FILE")]
     pub keylog: Option<PathBuf>,

@@ -159,11 +159,23 @@ pub fn run(args: &ConnectArgs, quiet: bool) -> Result<ConnectOutput, ConnectErro
             outcomes,
         )
     };
+    if let Some(path) = &args.json_file {
+        write_json_lines(path, &outcomes)?;
+    }
     Ok(ConnectOutput {
         stdout,
         exit_code: overall_exit_code(&outcomes),
         outcomes,
     })
+}
+
+/// `--json-file`: the outcomes as JSON Lines.
+fn write_json_lines(path: &std::path::Path, outcomes: &[Outcome]) -> Result<(), ConnectError> {
+    let text: String = outcomes
+        .iter()
+        .map(|outcome| format!("{}\n", outcome.to_json()))
+        .collect();
+    std::fs::write(path, text).map_err(|e| ConnectError::Setup(format!("{}: {e}", path.display())))
 }
 
 /// Runs jobs on one event loop with one client configuration.

@@ -208,8 +208,16 @@ impl Outcome {
         conn: &quiche::Connection,
         elapsed: Duration,
     ) -> Self {
+        // quiche names the ALPN only once the handshake completes; a chain
+        // rejected later still had it chosen in EncryptedExtensions.
         let alpn = (!conn.application_proto().is_empty())
-            .then(|| String::from_utf8_lossy(conn.application_proto()).into_owned());
+            .then(|| String::from_utf8_lossy(conn.application_proto()).into_owned())
+            .or_else(|| {
+                stages.iter().find_map(|s| match &s.stage {
+                    Stage::EncryptedExtensions { alpn, .. } => alpn.clone(),
+                    _ => None,
+                })
+            });
         let handshake_ms = stages
             .iter()
             .find(|s| s.stage == Stage::ClientFinishedSent)

@@ -369,3 +369,33 @@ fn every_scenario_gives_aioquics_trace_and_close_against_the_aioquic_server() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// `scripts/compare-aioquic`'s engine: exit 0 when the two agree, 1 naming
+/// every difference.
+#[test]
+fn compare_aioquic_exits_0_on_agreement_and_1_listing_the_differences() {
+    let run = |scenario: &str| {
+        Command::new(python())
+            .arg(repo().join("scripts/aioquic/compare.py"))
+            .args(["--scenario", scenario])
+            .env("QUICPROBE", env!("CARGO_BIN_EXE_quicprobe"))
+            .output()
+            .expect("run compare.py")
+    };
+    let agree = run("expired-leaf");
+    let text = String::from_utf8_lossy(&agree.stdout);
+    assert_eq!(agree.status.code(), Some(0), "{text}");
+    assert!(text.contains("Certificate is no longer valid"), "{text}");
+
+    let differ = run("client-auth-eku");
+    let text = String::from_utf8_lossy(&differ.stdout);
+    assert_eq!(differ.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("they differ: outcome, exit code, close code, close reason"),
+        "{text}"
+    );
+    assert!(
+        text.contains("--- aioquic") && text.contains("+++ quicprobe"),
+        "{text}"
+    );
+}

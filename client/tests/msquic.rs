@@ -146,6 +146,31 @@ fn real_aioquic_against_real_msquic_reproduces_the_field_report() {
 }
 
 #[test]
+fn compare_aioquic_finds_the_same_behaviour_against_msquic() {
+    for name in ["full-chain", "leaf-only"] {
+        let server = msquic_serving(name, &[]);
+        let dir = scenario(name);
+        let host = read_line(&dir.join("host"));
+        let output = std::process::Command::new(python())
+            .arg(repo().join("scripts/aioquic/compare.py"))
+            .arg(format!("{host}:{}", server.port))
+            .args(["--cacert", dir.join("roots.pem").to_str().unwrap()])
+            .args(["--resolve", &format!("{host}:{}:127.0.0.1", server.port)])
+            .env("QUICPROBE", env!("CARGO_BIN_EXE_quicprobe"))
+            .output()
+            .expect("run compare.py");
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{name}: {text}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(text.contains("traces: identical (normalised)"), "{text}");
+    }
+}
+
+#[test]
 fn wrong_name_expired_leaf_and_untrusted_root_give_their_exact_verdicts() {
     // (scenario, X509 error, depth, close code msquic receives)
     let cases = [
