@@ -6,6 +6,8 @@ pub const OK: u8 = 0;
 pub const REFUSED: u8 = 7;
 /// Bad flags, or input files that cannot be read or parsed.
 pub const USAGE: u8 = 2;
+/// curl's CURLE_PARTIAL_FILE: the connection ended before the response did.
+pub const PARTIAL_RESPONSE: u8 = 18;
 /// curl's CURLE_OPERATION_TIMEDOUT.
 pub const TIMEOUT: u8 = 28;
 /// curl's CURLE_SSL_CONNECT_ERROR: any other TLS or QUIC failure.

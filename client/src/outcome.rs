@@ -24,6 +24,8 @@ pub enum OutcomeKind {
     HandshakeFailed,
     Timeout,
     Refused,
+    /// The server ended the connection before the response was complete.
+    PartialResponse,
 }
 
 impl OutcomeKind {
@@ -34,6 +36,7 @@ impl OutcomeKind {
             Self::HandshakeFailed => exit::HANDSHAKE_FAILED,
             Self::Timeout => exit::TIMEOUT,
             Self::Refused => exit::REFUSED,
+            Self::PartialResponse => exit::PARTIAL_RESPONSE,
         }
     }
 
@@ -44,6 +47,7 @@ impl OutcomeKind {
             Self::HandshakeFailed => "handshake_failed",
             Self::Timeout => "timeout",
             Self::Refused => "refused",
+            Self::PartialResponse => "partial_response",
         }
     }
 }
@@ -285,6 +289,14 @@ impl Outcome {
             ),
             OutcomeKind::Timeout => self.explain_timeout(),
             OutcomeKind::HandshakeFailed => self.explain_close(),
+            OutcomeKind::PartialResponse => format!(
+                "the server closed the connection ({}) after {} bytes of the response, before it \
+                 was complete",
+                self.close
+                    .as_ref()
+                    .map_or_else(|| "no CONNECTION_CLOSE".to_owned(), Close::describe),
+                self.response.as_ref().map_or(0, |r| r.body_bytes)
+            ),
         }
     }
 
@@ -302,6 +314,12 @@ impl Outcome {
 
     fn explain_timeout(&self) -> String {
         let waited = format!("{:.1} s", self.elapsed.as_secs_f64());
+        if let Some(response) = self.response.as_ref().filter(|r| !r.complete) {
+            return format!(
+                "the response stalled after {} bytes ({waited})",
+                response.body_bytes
+            );
+        }
         match self.last_stage() {
             None | Some(Stage::ClientHelloSent { .. }) => format!(
                 "no answer to the Initial after {waited}: nothing listens on UDP {} or UDP is blocked",

@@ -546,16 +546,25 @@ impl Probe {
         if self.stopped_by_verdict() {
             return OutcomeKind::VerificationFailed;
         }
-        if self.established_at.is_some() && self.conn.peer_error().is_none_or(|e| e.is_app) {
+        if self.established_at.is_some() {
             let incomplete = self
                 .request
                 .as_ref()
                 .is_some_and(|r| !r.response().complete);
-            return if incomplete && self.closing.is_none() {
-                OutcomeKind::Timeout
-            } else {
-                OutcomeKind::Ok
-            };
+            if incomplete && self.closing.is_none() {
+                return match self.conn.peer_error() {
+                    Some(_) => OutcomeKind::PartialResponse,
+                    None => OutcomeKind::Timeout,
+                };
+            }
+            // An application close, or a transport NO_ERROR, ends it cleanly.
+            if self
+                .conn
+                .peer_error()
+                .is_none_or(|e| e.is_app || e.error_code == 0)
+            {
+                return OutcomeKind::Ok;
+            }
         }
         if self.refused {
             return OutcomeKind::Refused;

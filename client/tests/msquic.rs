@@ -357,3 +357,42 @@ fn the_msquic_server_stops_cleanly_on_sigterm() {
     assert_eq!(status.code(), Some(0));
     assert!(server_saw(&mut server, "stopped"), "{:?}", server.lines());
 }
+
+#[test]
+fn a_server_that_stops_mid_download_gives_a_partial_response_not_a_timeout() {
+    const GIB: usize = 1 << 30;
+    let mut server = msquic_serving("full-chain", &[]);
+    let dir = scenario("full-chain");
+    let port = server.port;
+    let client = std::process::Command::new(env!("CARGO_BIN_EXE_quicprobe"))
+        .args([
+            "connect",
+            "--json",
+            "--alpn",
+            "hq-interop",
+            "--timeout",
+            "30",
+        ])
+        .args(["--cacert", dir.join("roots.pem").to_str().unwrap()])
+        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+        .arg(format!("https://localhost:{port}/{GIB}"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start quicprobe");
+    assert!(server_saw(&mut server, "connected alpn=hq-interop"));
+    std::thread::sleep(Duration::from_millis(300));
+    // msquic closes every connection with application error 0 as it stops.
+    server.terminate().expect("the server stops");
+    let output = client.wait_with_output().expect("quicprobe ends");
+    let report = json_of(&output);
+    assert_eq!(output.status.code(), Some(18), "{report}");
+    assert_eq!(report["outcome"], "partial_response");
+    assert_eq!(report["close"]["sent_by"], "server");
+    let received = report["response"]["body_bytes"].as_u64().unwrap();
+    assert!(received < GIB as u64, "{report}");
+    let explanation = report["explanation"].as_str().unwrap_or_default();
+    assert!(
+        explanation.starts_with("the server closed the connection (0x0 application error"),
+        "{explanation}"
+    );
+}
