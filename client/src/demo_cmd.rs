@@ -15,6 +15,7 @@ use crate::exit;
 use crate::lab::{self, LabEvent, LabSpec};
 use crate::outcome::{Outcome, OutcomeKind};
 use crate::probe::ProbeSettings;
+use crate::request::RequestSpec;
 use crate::scenario::find_scenario;
 use crate::target::Target;
 use crate::trace::{self, TraceStyle};
@@ -107,7 +108,7 @@ fn play(act: &Act) -> Result<(Outcome, Vec<String>), ConnectError> {
         host: host.trim().to_owned(),
         port: lab.addr().port(),
         path: "/".into(),
-        fetch: true,
+        requests: vec![RequestSpec::get("/")],
     };
     let setup = ClientSetup {
         trust: trust.clone(),

@@ -134,8 +134,10 @@ pub struct Outcome {
     pub handshake_ms: Option<f64>,
     /// One sentence saying what happened.
     pub explanation: String,
-    /// The answer to the GET an https:// URL asks for.
+    /// The answer to the GET an https:// URL asks for (the first request's).
     pub response: Option<Response>,
+    /// Every request's answer, in request order (`get` makes several).
+    pub responses: Vec<Response>,
     /// Why that GET could not be made.
     pub request_error: Option<String>,
     /// Addresses of the target that refused before `addr` was tried.
@@ -247,6 +249,7 @@ impl Outcome {
             handshake_ms,
             explanation: String::new(),
             response: None,
+            responses: Vec::new(),
             request_error: None,
             refused_before: Vec::new(),
             flights: None,
@@ -289,14 +292,7 @@ impl Outcome {
             ),
             OutcomeKind::Timeout => self.explain_timeout(),
             OutcomeKind::HandshakeFailed => self.explain_close(),
-            OutcomeKind::PartialResponse => format!(
-                "the server closed the connection ({}) after {} bytes of the response, before it \
-                 was complete",
-                self.close
-                    .as_ref()
-                    .map_or_else(|| "no CONNECTION_CLOSE".to_owned(), Close::describe),
-                self.response.as_ref().map_or(0, |r| r.body_bytes)
-            ),
+            OutcomeKind::PartialResponse => self.explain_partial(),
         }
     }
 
@@ -310,6 +306,26 @@ impl Outcome {
             ),
             _ => String::new(),
         }
+    }
+
+    fn explain_partial(&self) -> String {
+        if let Some(failed) = self.responses.iter().find(|r| r.error.is_some()) {
+            return format!(
+                "{}: {} (after {} bytes)",
+                failed.path,
+                failed.error.as_deref().unwrap_or_default(),
+                failed.body_bytes
+            );
+        }
+        let cut = self.responses.iter().find(|r| !r.complete);
+        format!(
+            "the server closed the connection ({}) after {} bytes of {}, before it was complete",
+            self.close
+                .as_ref()
+                .map_or_else(|| "no CONNECTION_CLOSE".to_owned(), Close::describe),
+            cut.map_or(0, |r| r.body_bytes),
+            cut.map_or("the response", |r| r.path.as_str())
+        )
     }
 
     fn explain_timeout(&self) -> String {
@@ -397,6 +413,7 @@ impl Outcome {
             "server_implementation": self.server_guess,
             "insecure_override": self.kind == OutcomeKind::Ok && !self.insecure_warning().is_empty(),
             "response": self.response,
+            "responses": self.responses,
             "request_error": self.request_error,
             "elapsed_ms": self.elapsed.as_secs_f64() * 1000.0,
             "verdict": Value::Null,

@@ -16,7 +16,7 @@ use crate::fingerprint::{self, ServerTraits};
 use crate::flights::{self, FlightLog, Received};
 use crate::handshake::{drain_messages, stage_of, Stage, StageEvent, Traffic};
 use crate::outcome::{Close, IdleEnd, Outcome, OutcomeKind};
-use crate::request::Request;
+use crate::request::{Requests, Response};
 use crate::target::Target;
 
 /// The largest UDP payload quicprobe sends or expects.
@@ -53,7 +53,7 @@ pub struct Probe {
     started: Instant,
     timeout: Duration,
     deadline: Instant,
-    request: Option<Request>,
+    requests: Option<Requests>,
     request_error: Option<String>,
     stages: Vec<StageEvent>,
     checked: Option<CheckedChain>,
@@ -128,7 +128,7 @@ impl Probe {
             started,
             timeout: settings.timeout,
             deadline: started + settings.timeout,
-            request: None,
+            requests: None,
             request_error: None,
             stages: Vec::new(),
             checked: None,
@@ -433,11 +433,12 @@ impl Probe {
         if self.closing.is_some() || !(confirmed || at.elapsed() > HANDSHAKE_DONE_GRACE) {
             return;
         }
-        if self.target.fetch && self.request.is_none() && self.request_error.is_none() {
-            self.start_request();
+        let asked = !self.target.requests.is_empty();
+        if asked && self.requests.is_none() && self.request_error.is_none() {
+            self.start_requests();
         }
-        let request_done = match self.request.as_mut() {
-            Some(request) => request.poll(&mut self.conn),
+        let request_done = match self.requests.as_mut() {
+            Some(requests) => requests.poll(&mut self.conn),
             None => true,
         };
         if request_done && !self.holding() {
@@ -468,16 +469,24 @@ impl Probe {
         now < until
     }
 
-    fn start_request(&mut self) {
+    fn start_requests(&mut self) {
         let authority = self.target.authority();
-        match Request::start(&mut self.conn, &authority, &self.target.path) {
-            Ok(request) => {
+        match Requests::start(&mut self.conn, &authority, self.target.requests.clone()) {
+            Ok(requests) => {
                 // The handshake deadline does not cover the download.
                 self.deadline = Instant::now() + self.timeout;
-                self.request = Some(request);
+                self.requests = Some(requests);
             }
             Err(error) => self.request_error = Some(error.to_string()),
         }
+    }
+
+    /// Every response so far, in request order.
+    fn responses(&self) -> Vec<Response> {
+        self.requests
+            .as_ref()
+            .map(Requests::responses)
+            .unwrap_or_default()
     }
 
     fn check_finished(&mut self) {
@@ -505,7 +514,8 @@ impl Probe {
             &self.conn,
             self.started.elapsed(),
         );
-        outcome.response = self.request.as_ref().map(|r| r.response().clone());
+        outcome.responses = self.responses();
+        outcome.response = outcome.responses.first().cloned();
         outcome.request_error.clone_from(&self.request_error);
         outcome.idle_end = self.idle_end();
         outcome.initial_keys_dropped_ms = self.initial_keys_dropped_ms;
@@ -547,15 +557,17 @@ impl Probe {
             return OutcomeKind::VerificationFailed;
         }
         if self.established_at.is_some() {
-            let incomplete = self
-                .request
-                .as_ref()
-                .is_some_and(|r| !r.response().complete);
-            if incomplete && self.closing.is_none() {
+            let responses = self.responses();
+            let unfinished = responses.iter().any(|r| !r.complete && r.error.is_none());
+            if unfinished && self.closing.is_none() {
                 return match self.conn.peer_error() {
                     Some(_) => OutcomeKind::PartialResponse,
                     None => OutcomeKind::Timeout,
                 };
+            }
+            // A body cut short, reset, or longer or shorter than declared.
+            if responses.iter().any(|r| r.error.is_some()) {
+                return OutcomeKind::PartialResponse;
             }
             // An application close, or a transport NO_ERROR, ends it cleanly.
             if self

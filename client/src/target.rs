@@ -5,6 +5,8 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
 use quicprobe_verifier::PeerName;
 
+use crate::request::RequestSpec;
+
 /// The port when the target names none.
 pub const DEFAULT_PORT: u16 = 443;
 
@@ -16,9 +18,9 @@ pub struct Target {
     pub port: u16,
     /// The path of an https URL ("/" when none).
     pub path: String,
-    /// An https:// URL asks for its path to be fetched once connected;
-    /// a bare host:port asks for the handshake only.
-    pub fetch: bool,
+    /// What to ask once connected: an https:// URL asks for its path, a
+    /// bare host:port for the handshake only; `get` fills in its own.
+    pub requests: Vec<RequestSpec>,
 }
 
 /// Why a target or a --resolve entry could not be used.
@@ -59,7 +61,11 @@ impl Target {
             host,
             port,
             path: path.to_owned(),
-            fetch: from_url,
+            requests: if from_url {
+                vec![RequestSpec::get(path)]
+            } else {
+                Vec::new()
+            },
         })
     }
 
