@@ -29,6 +29,12 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run the lab in-process and show the seed case: full chain, then leaf only.
     Demo(DemoArgs),
+    /// Connect to every target of a file, many at once, and print one JSON
+    /// line per target as it ends (completion order; each carries its `line`),
+    /// then one summary line.
+    Scan(crate::scan_cmd::ScanArgs),
+    /// Make requests over QUIC, as curl does: HTTP/3 (multiplexed), hq-interop or raw streams.
+    Get(crate::get_cmd::GetArgs),
 }
 
 /// Where the trusted roots come from; the system bundle when neither is given.
@@ -71,6 +77,16 @@ pub struct ConnectArgs {
     /// (the next address is tried when one refuses).
     #[arg(long, value_name = "HOST:PORT:ADDR")]
     pub resolve: Vec<crate::target::ResolveEntry>,
+    /// Connect to HOST2:PORT2 for HOST:PORT, as curl's --connect-to; the SNI and
+    /// the certificate name stay HOST. Empty fields match anything.
+    #[arg(long, value_name = "HOST:PORT:HOST2:PORT2")]
+    pub connect_to: Vec<crate::target::ConnectTo>,
+    /// Dial IPv4 addresses only.
+    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// Dial IPv6 addresses only.
+    #[arg(short = '6', long = "ipv6")]
+    pub ipv6: bool,
     /// The name sent in SNI, and the name the certificate must carry
     /// (instead of the target's host).
     #[arg(long, value_name = "NAME")]
@@ -121,6 +137,25 @@ pub struct ConnectArgs {
     /// Keep up to K connections in flight at once.
     #[arg(long, value_name = "K", default_value_t = 1)]
     pub concurrency: usize,
+    /// Resume TLS sessions: offer the ticket FILE holds (saved by an earlier
+    /// run for the same host and port, after a strictly verified handshake)
+    /// and save the one this connection gets.
+    #[arg(long, value_name = "FILE")]
+    pub session_file: Option<PathBuf>,
+    /// With --session-file, send the request as 0-RTT early data; the report
+    /// says whether the server accepted it.
+    #[arg(long, requires = "session_file")]
+    pub early_data: bool,
+    /// When the chain is rejected for a missing issuer, fetch it from the
+    /// leaf's AIA caIssuers URL (plain http only, 2 s, 64 KiB) as .NET,
+    /// Windows and Chrome do, and report whether they would connect. The
+    /// connection stays rejected.
+    #[arg(long)]
+    pub aia_fetch: bool,
+    /// With --aia-fetch, connect to ADDR (ip:port) for the AIA URL whatever its
+    /// host, as curl's --connect-to; the request itself is unchanged.
+    #[arg(long, value_name = "ADDR", requires = "aia_fetch")]
+    pub aia_connect_to: Option<std::net::SocketAddr>,
     /// After the handshake (and the request), keep the connection open and
     /// idle for up to SECS seconds before closing it, to see how the server
     /// ends idle connections (its idle timeout).

@@ -13,12 +13,13 @@ use quicprobe_verifier::{
 };
 use serde_json::json;
 
+use crate::aia::{run_aia_check, FetchSettings};
 use crate::cli::{AlertStyleArg, ConnectArgs};
 use crate::event_loop::{self, Job};
 use crate::handshake::install_message_callback;
 use crate::outcome::{Outcome, OutcomeKind};
 use crate::probe::{ProbeSettings, MAX_DATAGRAM};
-use crate::target::{Target, TargetError};
+use crate::target::{Addressing, Family, Target, TargetError};
 use crate::trace::{self, TraceStyle};
 use crate::trust::load_trust;
 
@@ -52,6 +53,8 @@ pub struct ClientSetup {
     pub insecure: bool,
     /// `--curves`: the key exchange groups offered, BoringSSL's names.
     pub curves: Option<String>,
+    /// `--early-data`: offer 0-RTT when resuming.
+    pub early_data: bool,
 }
 
 /// Room kept for transport parameters quiche does not know.
@@ -63,6 +66,9 @@ pub fn quic_config(setup: &ClientSetup) -> Result<(quiche::Config, VerdictSlot),
     let tls_error = |e: boring::error::ErrorStack| ConnectError::Setup(format!("TLS setup: {e}"));
     let mut builder = SslContextBuilder::new(SslMethod::tls()).map_err(tls_error)?;
     install_message_callback(&mut builder);
+    // Ask for what a server can staple to its chain, to report it.
+    builder.enable_ocsp_stapling();
+    builder.enable_signed_cert_timestamps();
     if let Some(curves) = &setup.curves {
         // The key share decides the ClientHello's size: X25519MLKEM768 makes
         // it two Initial datagrams, which doubles the server's first budget.
@@ -102,6 +108,9 @@ pub fn quic_config(setup: &ClientSetup) -> Result<(quiche::Config, VerdictSlot),
     if setup.keylog {
         config.log_keys();
     }
+    if setup.early_data {
+        config.enable_early_data();
+    }
     Ok((config, slot))
 }
 
@@ -122,6 +131,7 @@ pub fn run(args: &ConnectArgs, quiet: bool) -> Result<ConnectOutput, ConnectErro
         keylog: keylog.is_some(),
         insecure: args.insecure,
         curves: args.curves.clone(),
+        early_data: args.early_data,
     };
     if args.insecure {
         log::warn!(
@@ -141,6 +151,8 @@ pub fn run(args: &ConnectArgs, quiet: bool) -> Result<ConnectOutput, ConnectErro
         insecure: args.insecure,
         idle_timeout: setup.idle_timeout,
         hold: args.hold.map(seconds).transpose()?,
+        session_file: args.session_file.clone(),
+        early_data: args.early_data,
     };
     if let Some(dir) = &settings.qlog_dir {
         std::fs::create_dir_all(dir)
@@ -153,7 +165,10 @@ pub fn run(args: &ConnectArgs, quiet: bool) -> Result<ConnectOutput, ConnectErro
         // The summary needs no per-connection explanation.
         (repeat_report(&outcomes, wall, args.json), outcomes)
     } else {
-        let outcomes = explain_chains(outcomes, &trust);
+        let mut outcomes = explain_chains(outcomes, &trust);
+        if args.aia_fetch {
+            fetch_missing_issuers(&mut outcomes, &trust, args.aia_connect_to);
+        }
         (
             per_connection_report(&outcomes, args.trace_style, args.json, quiet),
             outcomes,
@@ -176,6 +191,26 @@ fn write_json_lines(path: &std::path::Path, outcomes: &[Outcome]) -> Result<(), 
         .map(|outcome| format!("{}\n", outcome.to_json()))
         .collect();
     std::fs::write(path, text).map_err(|e| ConnectError::Setup(format!("{}: {e}", path.display())))
+}
+
+/// `--aia-fetch`: for each chain rejected for a missing issuer with an AIA
+/// URL, fetch it and verify again, after the event loop (a fetch blocks).
+fn fetch_missing_issuers(
+    outcomes: &mut [Outcome],
+    trust: &TrustStore,
+    connect_to: Option<std::net::SocketAddr>,
+) {
+    let settings = FetchSettings {
+        connect_to,
+        ..FetchSettings::default()
+    };
+    for outcome in outcomes {
+        let Some(checked) = outcome.checked.as_ref().filter(|c| !c.verdict.accepted) else {
+            continue;
+        };
+        let name = checked.verdict.peer_name.clone();
+        outcome.aia = run_aia_check(&checked.chain, trust, name.as_ref(), &settings);
+    }
 }
 
 /// Runs jobs on one event loop with one client configuration.
@@ -212,10 +247,15 @@ fn jobs(args: &ConnectArgs) -> Result<Vec<Job>, ConnectError> {
             "--repeat and --concurrency must be at least 1".into(),
         ));
     }
+    let addressing = Addressing {
+        resolve: args.resolve.clone(),
+        connect_to: args.connect_to.clone(),
+        family: Family::from_flags(args.ipv4, args.ipv6),
+    };
     let mut jobs = Vec::new();
     for text in &args.targets {
         let target = Target::parse(text)?;
-        let addrs = target.resolve_all(&args.resolve)?;
+        let addrs = target.addresses(&addressing)?;
         for _ in 0..args.repeat {
             jobs.push(Job {
                 target: target.clone(),
@@ -238,7 +278,8 @@ fn alert_style(args: &ConnectArgs) -> AlertStyle {
     }
 }
 
-fn seconds(value: f64) -> Result<Duration, ConnectError> {
+/// A positive number of seconds from the command line.
+pub fn seconds(value: f64) -> Result<Duration, ConnectError> {
     Duration::try_from_secs_f64(value)
         .ok()
         .filter(|d| !d.is_zero())

@@ -118,6 +118,7 @@ fn play(act: &Act) -> Result<(Outcome, Vec<String>), ConnectError> {
         keylog: false,
         insecure: false,
         curves: None,
+        early_data: false,
     };
     let settings = ProbeSettings {
         alpns: setup.alpns.clone(),
@@ -128,6 +129,8 @@ fn play(act: &Act) -> Result<(Outcome, Vec<String>), ConnectError> {
         insecure: false,
         idle_timeout: Duration::from_secs(30),
         hold: None,
+        session_file: None,
+        early_data: false,
     };
     let job = Job::new(target, lab.addr());
     let outcomes = run_jobs(vec![job], 1, &setup, &settings)?;

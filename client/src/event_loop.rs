@@ -2,18 +2,28 @@
 //! targets, and every repetition, up to `concurrency` at once. Each step is a
 //! small function; nothing blocks but the poll itself, whose timeout is the
 //! earliest timer of any connection.
+//!
+//! Jobs come from a [`JobFeed`]: all at once (`connect`, through [`run`]), or
+//! while the loop runs (`scan`, whose names are resolved on other threads,
+//! which wake the poll through the loop's [`Waker`]). Outcomes go back to the
+//! feed as each job ends.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Token, Waker};
 use quicprobe_verifier::VerdictSlot;
 
 use crate::outcome::{Outcome, OutcomeKind};
 use crate::probe::{Probe, ProbeSettings};
 use crate::target::Target;
+
+/// The poll token of the waker; job indices are the other tokens.
+const WAKE_TOKEN: Token = Token(usize::MAX);
 
 /// One connection to make.
 #[derive(Debug, Clone)]
@@ -33,14 +43,47 @@ impl Job {
         }
     }
 
-    /// The same job on the next address, if there is one.
-    fn next_address(&self) -> Option<Job> {
-        let (next, rest) = self.fallbacks.split_first()?;
-        Some(Job {
-            target: self.target.clone(),
-            addr: *next,
+    /// The job for a target resolved to `addrs`, or None when there is none.
+    pub fn for_addresses(target: Target, addrs: &[SocketAddr]) -> Option<Self> {
+        let (first, rest) = addrs.split_first()?;
+        Some(Self {
+            target,
+            addr: *first,
             fallbacks: rest.to_vec(),
         })
+    }
+
+    /// The same job on the next address, if there is one.
+    fn next_address(&self) -> Option<Job> {
+        Self::for_addresses(self.target.clone(), &self.fallbacks)
+    }
+}
+
+/// A job as a feed hands it over: its index (unique in the run, the key of
+/// its outcome) and, when it has its own, the name for SNI and the certificate.
+#[derive(Debug, Clone)]
+pub struct FedJob {
+    pub index: usize,
+    pub job: Job,
+    /// Replaces `ProbeSettings::sni` for this job.
+    pub sni: Option<String>,
+}
+
+/// Where a run's jobs come from and where their outcomes go.
+pub trait JobFeed {
+    /// The jobs that became ready since the last call.
+    fn take_ready(&mut self) -> io::Result<Vec<FedJob>>;
+    /// Whether more jobs may still come; the run ends when the feed is closed
+    /// and every job has ended. A feed that is open must wake the loop (see
+    /// [`EventLoop::waker`]) when it has new jobs or closes.
+    fn is_open(&self) -> bool;
+    /// A job's outcome, once its last address has been tried.
+    fn finished(&mut self, index: usize, outcome: Outcome) -> io::Result<()>;
+    /// A job that could not even open its socket on any of its addresses
+    /// (e.g. IPv6 on a host without it). By default the whole run fails.
+    fn could_not_start(&mut self, index: usize, job: &Job, error: io::Error) -> io::Result<()> {
+        let _ = (index, job);
+        Err(error)
     }
 }
 
@@ -52,48 +95,119 @@ pub fn run(
     slot: &VerdictSlot,
     settings: &ProbeSettings,
 ) -> io::Result<Vec<Outcome>> {
-    let mut run = Run {
-        poll: Poll::new()?,
-        events: Events::with_capacity(1024),
-        pending: jobs.into_iter().enumerate().collect(),
-        active: HashMap::new(),
-        refused: HashMap::new(),
+    let mut feed = AllAtOnce {
+        jobs: jobs
+            .into_iter()
+            .enumerate()
+            .map(|(index, job)| FedJob {
+                index,
+                job,
+                sni: None,
+            })
+            .collect(),
         outcomes: Vec::new(),
-        concurrency: concurrency.max(1),
     };
-    loop {
-        run.start_new(config, settings)?;
-        // A first flight can already end a probe (ECONNREFUSED on send).
-        run.collect_finished()?;
-        if run.active.is_empty() {
-            if run.pending.is_empty() {
-                break;
-            }
-            continue;
-        }
-        run.wait()?;
-        run.recv_ready(slot);
-        run.fire_timers();
-        run.flush_sends();
-        run.collect_finished()?;
-    }
-    run.outcomes.sort_by_key(|(index, _)| *index);
-    Ok(run
+    EventLoop::new(concurrency)?.run(&mut feed, config, slot, settings)?;
+    feed.outcomes.sort_by_key(|(index, _)| *index);
+    Ok(feed
         .outcomes
         .into_iter()
         .map(|(_, outcome)| outcome)
         .collect())
 }
 
+/// Jobs known before the run starts; outcomes kept for the end.
+struct AllAtOnce {
+    jobs: Vec<FedJob>,
+    outcomes: Vec<(usize, Outcome)>,
+}
+
+impl JobFeed for AllAtOnce {
+    fn take_ready(&mut self) -> io::Result<Vec<FedJob>> {
+        Ok(std::mem::take(&mut self.jobs))
+    }
+
+    fn is_open(&self) -> bool {
+        false
+    }
+
+    fn finished(&mut self, index: usize, outcome: Outcome) -> io::Result<()> {
+        self.outcomes.push((index, outcome));
+        Ok(())
+    }
+}
+
+/// The loop before it runs: made first so that a feed's threads can hold its waker.
+pub struct EventLoop {
+    run: Run,
+    /// Held for the whole run: when the last feeding thread drops its copy,
+    /// the waker's file descriptor must stay open, or its last wake-up
+    /// (the one saying the feed closed) is lost with it.
+    waker: Arc<Waker>,
+}
+
+impl EventLoop {
+    pub fn new(concurrency: usize) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKE_TOKEN)?);
+        Ok(Self {
+            run: Run {
+                poll,
+                events: Events::with_capacity(1024),
+                pending: VecDeque::new(),
+                active: HashMap::new(),
+                refused: HashMap::new(),
+                concurrency: concurrency.max(1),
+            },
+            waker,
+        })
+    }
+
+    /// What other threads call to wake the loop when they feed it.
+    pub fn waker(&self) -> Arc<Waker> {
+        self.waker.clone()
+    }
+
+    /// Runs until the feed is closed and every job has ended.
+    pub fn run(
+        mut self,
+        feed: &mut dyn JobFeed,
+        config: &mut quiche::Config,
+        slot: &VerdictSlot,
+        settings: &ProbeSettings,
+    ) -> io::Result<()> {
+        let run = &mut self.run;
+        loop {
+            run.pending.extend(feed.take_ready()?);
+            run.start_new(feed, config, settings)?;
+            // A first flight can already end a probe (ECONNREFUSED on send).
+            run.collect_finished(feed)?;
+            if run.active.is_empty() {
+                if !run.pending.is_empty() {
+                    continue;
+                }
+                if !feed.is_open() {
+                    return Ok(());
+                }
+            }
+            // With nothing active, this sleeps until the feed wakes it.
+            run.wait()?;
+            run.recv_ready(slot);
+            run.fire_timers();
+            run.flush_sends();
+            run.collect_finished(feed)?;
+        }
+    }
+}
+
 struct Run {
     poll: Poll,
     events: Events,
-    pending: VecDeque<(usize, Job)>,
+    pending: VecDeque<FedJob>,
     /// Each active probe's job, for trying its next address.
-    active: HashMap<usize, (Probe, Job)>,
+    active: HashMap<usize, (Probe, FedJob)>,
     /// Addresses that refused, per job, before the one that answered.
     refused: HashMap<usize, Vec<SocketAddr>>,
-    outcomes: Vec<(usize, Outcome)>,
     concurrency: usize,
 }
 
@@ -101,24 +215,59 @@ impl Run {
     /// Starts jobs until `concurrency` are in flight; each sends its Initial.
     fn start_new(
         &mut self,
+        feed: &mut dyn JobFeed,
         config: &mut quiche::Config,
         settings: &ProbeSettings,
     ) -> io::Result<()> {
         while self.active.len() < self.concurrency {
-            let Some((index, job)) = self.pending.pop_front() else {
+            let Some(fed) = self.pending.pop_front() else {
                 return Ok(());
             };
-            let mut probe = Probe::start(job.target.clone(), job.addr, config, settings)?;
-            self.poll
-                .registry()
-                .register(&mut probe.socket, Token(index), Interest::READABLE)?;
+            let settings = match &fed.sni {
+                Some(sni) => Cow::Owned(ProbeSettings {
+                    sni: Some(sni.clone()),
+                    ..settings.clone()
+                }),
+                None => Cow::Borrowed(settings),
+            };
+            let mut probe =
+                match Probe::start(fed.job.target.clone(), fed.job.addr, config, &settings) {
+                    Ok(probe) => probe,
+                    Err(error) => {
+                        self.could_not_start(feed, fed, error)?;
+                        continue;
+                    }
+                };
+            self.poll.registry().register(
+                &mut probe.socket,
+                Token(fed.index),
+                Interest::READABLE,
+            )?;
             probe.step();
-            self.active.insert(index, (probe, job));
+            self.active.insert(fed.index, (probe, fed));
         }
         Ok(())
     }
 
-    /// Sleeps until a socket is readable or the earliest timer is due.
+    /// A socket that cannot be opened is treated as a refusal: the next
+    /// address is tried, and only the last one's error is the job's.
+    fn could_not_start(
+        &mut self,
+        feed: &mut dyn JobFeed,
+        fed: FedJob,
+        error: io::Error,
+    ) -> io::Result<()> {
+        if let Some(next) = fed.job.next_address() {
+            log::info!("{}: {error}; trying {}", fed.job.addr, next.addr);
+            self.pending.push_front(FedJob { job: next, ..fed });
+            return Ok(());
+        }
+        self.refused.remove(&fed.index);
+        feed.could_not_start(fed.index, &fed.job, error)
+    }
+
+    /// Sleeps until a socket is readable, the feed wakes it, or the earliest
+    /// timer is due.
     fn wait(&mut self) -> io::Result<()> {
         let now = Instant::now();
         let timeout = self
@@ -153,8 +302,9 @@ impl Run {
         }
     }
 
-    /// Ends finished probes: their sockets are deregistered and dropped.
-    fn collect_finished(&mut self) -> io::Result<()> {
+    /// Ends finished probes: their sockets are deregistered and dropped, and
+    /// their outcomes go to the feed unless another address is left to try.
+    fn collect_finished(&mut self, feed: &mut dyn JobFeed) -> io::Result<()> {
         let finished: Vec<usize> = self
             .active
             .iter()
@@ -162,21 +312,21 @@ impl Run {
             .map(|(index, _)| *index)
             .collect();
         for index in finished {
-            let Some((mut probe, job)) = self.active.remove(&index) else {
+            let Some((mut probe, fed)) = self.active.remove(&index) else {
                 continue;
             };
             self.poll.registry().deregister(&mut probe.socket)?;
             let Some(mut outcome) = probe.take_outcome() else {
                 continue;
             };
-            if let (OutcomeKind::Refused, Some(next)) = (outcome.kind, job.next_address()) {
-                log::info!("{} refused; trying {}", job.addr, next.addr);
-                self.refused.entry(index).or_default().push(job.addr);
-                self.pending.push_front((index, next));
+            if let (OutcomeKind::Refused, Some(next)) = (outcome.kind, fed.job.next_address()) {
+                log::info!("{} refused; trying {}", fed.job.addr, next.addr);
+                self.refused.entry(index).or_default().push(fed.job.addr);
+                self.pending.push_front(FedJob { job: next, ..fed });
                 continue;
             }
             outcome.refused_before = self.refused.remove(&index).unwrap_or_default();
-            self.outcomes.push((index, outcome));
+            feed.finished(index, outcome)?;
         }
         Ok(())
     }

@@ -28,7 +28,8 @@ const MAX_DATAGRAM: usize = 1350;
 /// How often the loop looks at the stop flag when nothing else happens.
 const STOP_CHECK: Duration = Duration::from_millis(50);
 /// Bodies larger than this are refused, so a request cannot exhaust memory.
-const MAX_BODY: usize = 64 * 1024 * 1024;
+/// The largest body the lab serves; bodies are generated as they are sent.
+const MAX_BODY: usize = 1 << 30;
 
 /// What the lab serves and where.
 #[derive(Debug, Clone)]
@@ -287,8 +288,53 @@ enum LabApp {
 
 /// A response body not yet fully accepted by the stream.
 struct PendingBody {
-    body: Vec<u8>,
+    body: Body,
     written: usize,
+    /// h3: the status, until the header block is out (the stream may have
+    /// no room for it yet).
+    unsent_status: Option<u16>,
+}
+
+/// A response body: a few fixed bytes, or the pattern, made as it is sent
+/// so that a 1 GiB body costs no memory.
+enum Body {
+    Bytes(Vec<u8>),
+    Pattern(usize),
+}
+
+impl Body {
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Self::Bytes(bytes) => bytes.len(),
+            Self::Pattern(len) => *len,
+        }
+    }
+
+    /// Up to 64 KiB of the body from `from` on.
+    fn chunk(&self, from: usize) -> &[u8] {
+        const CHUNK: usize = 64 * 1024;
+        match self {
+            Self::Bytes(bytes) => &bytes[from.min(bytes.len())..],
+            Self::Pattern(len) => {
+                let take = len.saturating_sub(from).min(CHUNK);
+                let start = from % ALPHABET.len();
+                &pattern_block()[start..start + take]
+            }
+        }
+    }
+}
+
+const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+
+/// 64 KiB of the pattern plus one turn of the alphabet, so that a chunk
+/// can start at any offset.
+fn pattern_block() -> &'static [u8] {
+    static BLOCK: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    BLOCK.get_or_init(|| pattern(64 * 1024 + ALPHABET.len()))
 }
 
 const SOCKET: Token = Token(0);
@@ -644,14 +690,6 @@ fn serve_h3(
                     .map(|h| String::from_utf8_lossy(h.value()).into_owned())
                     .unwrap_or_default();
                 let (status, body) = h3_response(&path);
-                let headers = [
-                    quiche::h3::Header::new(b":status", status.to_string().as_bytes()),
-                    quiche::h3::Header::new(b"server", b"quicprobe-lab"),
-                    quiche::h3::Header::new(b"content-length", body.len().to_string().as_bytes()),
-                ];
-                if h3.send_response(conn, stream_id, &headers, false).is_err() {
-                    continue;
-                }
                 let event = LabEvent::Request {
                     peer,
                     alpn: "h3".into(),
@@ -661,7 +699,14 @@ fn serve_h3(
                 };
                 log::info!("lab: {event}");
                 on_event(event);
-                pending.insert(stream_id, PendingBody { body, written: 0 });
+                pending.insert(
+                    stream_id,
+                    PendingBody {
+                        body,
+                        written: 0,
+                        unsent_status: Some(status),
+                    },
+                );
             }
             Ok(_) => {}
             Err(quiche::h3::Error::Done) => break,
@@ -672,8 +717,25 @@ fn serve_h3(
         }
     }
     pending.retain(|stream_id, body| {
+        if let Some(status) = body.unsent_status {
+            let headers = [
+                quiche::h3::Header::new(b":status", status.to_string().as_bytes()),
+                quiche::h3::Header::new(b"server", b"quicprobe-lab"),
+                quiche::h3::Header::new(b"content-length", body.body.len().to_string().as_bytes()),
+            ];
+            match h3.send_response(conn, *stream_id, &headers, false) {
+                Ok(()) => body.unsent_status = None,
+                Err(quiche::h3::Error::StreamBlocked | quiche::h3::Error::Done) => return true,
+                Err(error) => {
+                    log::debug!("lab: {peer}: h3 response: {error}");
+                    return false;
+                }
+            }
+        }
         while body.written < body.body.len() {
-            match h3.send_body(conn, *stream_id, &body.body[body.written..], true) {
+            let chunk = body.body.chunk(body.written);
+            let last = body.written + chunk.len() == body.body.len();
+            match h3.send_body(conn, *stream_id, chunk, last) {
                 Ok(n) if n > 0 => body.written += n,
                 _ => return true,
             }
@@ -686,17 +748,20 @@ fn serve_h3(
 }
 
 /// h3 routes: `/` a short text, `/bytes/N` N bytes, anything else 404.
-fn h3_response(path: &str) -> (u16, Vec<u8>) {
+fn h3_response(path: &str) -> (u16, Body) {
     if path == "/" {
-        return (200, b"quicprobe lab: hello over HTTP/3\n".to_vec());
+        return (
+            200,
+            Body::Bytes(b"quicprobe lab: hello over HTTP/3\n".to_vec()),
+        );
     }
     match path
         .strip_prefix("/bytes/")
         .and_then(|n| n.parse::<usize>().ok())
     {
-        Some(n) if n <= MAX_BODY => (200, pattern(n)),
-        Some(_) => (413, b"too large\n".to_vec()),
-        None => (404, b"not found\n".to_vec()),
+        Some(n) if n <= MAX_BODY => (200, Body::Pattern(n)),
+        Some(_) => (413, Body::Bytes(b"too large\n".to_vec())),
+        None => (404, Body::Bytes(b"not found\n".to_vec())),
     }
 }
 
@@ -720,13 +785,13 @@ fn serve_hq(
             }
             let request = requests.remove(&stream_id).unwrap_or_default();
             let path = hq_path(&request);
-            let body = path
-                .trim_start_matches('/')
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n <= MAX_BODY)
-                .map(pattern)
-                .unwrap_or_default();
+            let body = Body::Pattern(
+                path.trim_start_matches('/')
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n <= MAX_BODY)
+                    .unwrap_or(0),
+            );
             let event = LabEvent::Request {
                 peer,
                 alpn: "hq-interop".into(),
@@ -736,12 +801,20 @@ fn serve_hq(
             };
             log::info!("lab: {event}");
             on_event(event);
-            pending.insert(stream_id, PendingBody { body, written: 0 });
+            pending.insert(
+                stream_id,
+                PendingBody {
+                    body,
+                    written: 0,
+                    unsent_status: None,
+                },
+            );
         }
     }
     pending.retain(|stream_id, body| loop {
-        let rest = &body.body[body.written..];
-        match conn.stream_send(*stream_id, rest, true) {
+        let rest = body.body.chunk(body.written);
+        let last = body.written + rest.len() == body.body.len();
+        match conn.stream_send(*stream_id, rest, last) {
             Ok(n) => {
                 body.written += n;
                 if body.written == body.body.len() {
@@ -770,7 +843,6 @@ fn hq_path(request: &[u8]) -> String {
 
 /// N bytes of a fixed, recognisable pattern.
 pub fn pattern(n: usize) -> Vec<u8> {
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     (0..n).map(|i| ALPHABET[i % ALPHABET.len()]).collect()
 }
 
@@ -785,6 +857,8 @@ fn server_config(spec: &LabSpec) -> Result<quiche::Config, LabError> {
         .set_application_protos(&alpns)
         .map_err(LabError::Config)?;
     config.set_max_idle_timeout(10_000);
+    // Resumption and 0-RTT, for clients that test them (--session-file).
+    config.enable_early_data();
     config.set_max_recv_udp_payload_size(MAX_DATAGRAM);
     config.set_max_send_udp_payload_size(MAX_DATAGRAM);
     config.set_initial_max_data(100_000_000);

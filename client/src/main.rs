@@ -17,6 +17,14 @@ fn main() -> ExitCode {
         Command::Verify(args) => finish(verify_cmd::run(args).map(|o| (o.stdout, o.exit_code))),
         Command::Serve(args) => finish(serve_cmd::run(args).map(|()| (String::new(), exit::OK))),
         Command::Demo(args) => finish(demo_cmd::run(args).map(|o| (o.stdout, o.exit_code))),
+        Command::Get(args) => finish(
+            quicprobe::get_cmd::run(args, cli.verbose > 0, &mut std::io::stdout().lock())
+                .map(|code| (String::new(), code)),
+        ),
+        Command::Scan(args) => finish(
+            quicprobe::scan_cmd::run(args, &mut std::io::stdout().lock())
+                .map(|code| (String::new(), code)),
+        ),
     };
     ExitCode::from(code)
 }

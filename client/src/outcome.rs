@@ -7,6 +7,7 @@ use quicprobe_verifier::{Analysis, CheckedChain};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::aia::AiaReport;
 use crate::alerts::{self, tls_alert_name};
 use crate::exit;
 use crate::fingerprint::ServerGuess;
@@ -138,6 +139,8 @@ pub struct Outcome {
     pub response: Option<Response>,
     /// Every request's answer, in request order (`get` makes several).
     pub responses: Vec<Response>,
+    /// The bodies bound for stdout, in request order (never in the JSON).
+    pub stdout_bodies: Vec<Vec<u8>>,
     /// Why that GET could not be made.
     pub request_error: Option<String>,
     /// Addresses of the target that refused before `addr` was tried.
@@ -150,6 +153,40 @@ pub struct Outcome {
     pub server_guess: Option<ServerGuess>,
     /// When our first Handshake packet went out and the Initial keys with it.
     pub initial_keys_dropped_ms: Option<f64>,
+    /// `--aia-fetch`: what fetching the missing issuer showed.
+    pub aia: Option<AiaReport>,
+    /// `--insecure` was in effect: a rejected chain would not stop it.
+    pub insecure: bool,
+    /// `--session-file`: resumption and 0-RTT.
+    pub session: Option<SessionReport>,
+}
+
+/// What became of a saved session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SessionReport {
+    /// A ticket saved for this host and port was offered.
+    pub offered: bool,
+    /// The server resumed it: no certificate was sent, the chain was
+    /// verified when the session was first made.
+    pub resumed: bool,
+    /// With --early-data: "accepted", or why 0-RTT was not.
+    pub early_data: Option<&'static str>,
+}
+
+impl SessionReport {
+    pub fn describe(&self) -> String {
+        let resumption = match (self.offered, self.resumed) {
+            (false, _) => "no saved session for this server yet".to_owned(),
+            (true, true) => "resumed a saved session (no certificate is sent on \
+                             resumption: the chain was verified when it was saved)"
+                .to_owned(),
+            (true, false) => "offered a saved session; the server did not resume it".to_owned(),
+        };
+        match self.early_data {
+            Some(reason) => format!("{resumption}; 0-RTT {reason}"),
+            None => resumption,
+        }
+    }
 }
 
 /// An idle timeout ended the connection: silently, as RFC 9000 §10.1 has
@@ -250,12 +287,16 @@ impl Outcome {
             explanation: String::new(),
             response: None,
             responses: Vec::new(),
+            stdout_bodies: Vec::new(),
             request_error: None,
             refused_before: Vec::new(),
             flights: None,
             idle_end: None,
             server_guess: None,
             initial_keys_dropped_ms: None,
+            aia: None,
+            insecure: false,
+            session: None,
         };
         outcome.explanation = outcome.explain();
         outcome
@@ -411,6 +452,10 @@ impl Outcome {
             "idle_end": self.idle_end,
             "aioquic_verdict": self.checked.as_ref().and_then(|c| c.aioquic.clone()),
             "server_implementation": self.server_guess,
+            "aia": self.aia,
+            "stapled": self.checked.as_ref().map(|c| c.stapled),
+            "insecure": self.insecure,
+            "session": self.session,
             "insecure_override": self.kind == OutcomeKind::Ok && !self.insecure_warning().is_empty(),
             "response": self.response,
             "responses": self.responses,

@@ -15,8 +15,9 @@ use quicprobe_verifier::{CheckedChain, PeerName, VerdictSlot};
 use crate::fingerprint::{self, ServerTraits};
 use crate::flights::{self, FlightLog, Received};
 use crate::handshake::{drain_messages, stage_of, Stage, StageEvent, Traffic};
-use crate::outcome::{Close, IdleEnd, Outcome, OutcomeKind};
+use crate::outcome::{Close, IdleEnd, Outcome, OutcomeKind, SessionReport};
 use crate::request::{Requests, Response};
+use crate::session;
 use crate::target::Target;
 
 /// The largest UDP payload quicprobe sends or expects.
@@ -38,6 +39,10 @@ pub struct ProbeSettings {
     pub idle_timeout: Duration,
     /// `--hold`: stay connected and idle this long after the request.
     pub hold: Option<Duration>,
+    /// `--session-file`: offer the ticket it holds, save the one we get.
+    pub session_file: Option<PathBuf>,
+    /// `--early-data`: send the requests as 0-RTT when a session is offered.
+    pub early_data: bool,
 }
 
 /// A connection attempt in flight or finished.
@@ -75,6 +80,12 @@ pub struct Probe {
     last_received: Instant,
     /// When we first sent a Handshake packet, dropping our Initial keys.
     initial_keys_dropped_ms: Option<f64>,
+    session_file: Option<PathBuf>,
+    early_data: bool,
+    /// A saved session was offered for resumption.
+    session_offered: bool,
+    /// The requests went out as 0-RTT early data.
+    sent_early_data: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,10 +157,48 @@ impl Probe {
             hold_until: None,
             last_received: started,
             initial_keys_dropped_ms: None,
+            session_file: settings.session_file.clone(),
+            early_data: settings.early_data,
+            session_offered: false,
+            sent_early_data: false,
         };
+        probe.offer_saved_session();
         probe.attach_keylog(settings.keylog.as_ref());
         probe.attach_qlog(settings.qlog_dir.as_ref(), handshake_done);
         Ok(probe)
+    }
+
+    /// `--session-file`: offers the ticket saved for this host and port.
+    fn offer_saved_session(&mut self) {
+        let Some(path) = self.session_file.clone() else {
+            return;
+        };
+        match session::load(&path, &self.target.authority()) {
+            Ok(Some(bytes)) => match self.conn.set_session(&bytes) {
+                Ok(()) => self.session_offered = true,
+                Err(error) => log::warn!("{}: session not usable: {error}", path.display()),
+            },
+            Ok(None) => {}
+            Err(error) => log::warn!("{error}; not resuming"),
+        }
+    }
+
+    /// Saves this connection's ticket, only if its chain was verified and
+    /// accepted (a resumed session was, when it was first made).
+    fn save_session(&self) {
+        let Some(path) = &self.session_file else {
+            return;
+        };
+        let verified = match &self.checked {
+            Some(checked) => checked.verdict.accepted,
+            None => self.conn.is_resumed(),
+        };
+        let Some(ticket) = self.conn.session().filter(|_| verified) else {
+            return;
+        };
+        if let Err(error) = session::save(path, &self.target.authority(), ticket) {
+            log::warn!("session not saved: {error}");
+        }
     }
 
     fn attach_keylog(&mut self, keylog: Option<&PathBuf>) {
@@ -423,6 +472,7 @@ impl Probe {
         if self.finished.is_some() {
             return;
         }
+        self.send_early_data();
         let confirmed = self.handshake_done.load(Ordering::Relaxed);
         if confirmed && !self.stages.iter().any(|s| s.stage == Stage::HandshakeDone) {
             self.push_stage(Stage::HandshakeDone);
@@ -455,6 +505,15 @@ impl Probe {
 
     fn elapsed_ms(&self) -> f64 {
         self.started.elapsed().as_secs_f64() * 1000.0
+    }
+
+    /// `--early-data`: the requests go out as soon as 0-RTT keys exist.
+    fn send_early_data(&mut self) {
+        let wanted = self.early_data && !self.target.requests.is_empty();
+        if wanted && self.requests.is_none() && self.conn.is_in_early_data() {
+            self.start_requests();
+            self.sent_early_data = self.requests.is_some();
+        }
     }
 
     /// `--hold`: whether the connection should stay open, idle, a while longer.
@@ -498,7 +557,14 @@ impl Probe {
             || (self.closing.is_some() && self.close_sent)
             || Instant::now() >= self.deadline;
         if ended {
-            self.finished = Some(self.outcome());
+            self.save_session();
+            let mut outcome = self.outcome();
+            outcome.stdout_bodies = self
+                .requests
+                .as_mut()
+                .map(Requests::take_stdout_bodies)
+                .unwrap_or_default();
+            self.finished = Some(outcome);
         }
     }
 
@@ -519,6 +585,14 @@ impl Probe {
         outcome.request_error.clone_from(&self.request_error);
         outcome.idle_end = self.idle_end();
         outcome.initial_keys_dropped_ms = self.initial_keys_dropped_ms;
+        outcome.insecure = self.insecure;
+        outcome.session = self.session_file.as_ref().map(|_| SessionReport {
+            offered: self.session_offered,
+            resumed: self.conn.is_resumed(),
+            early_data: self
+                .sent_early_data
+                .then(|| session::early_data_reason(self.conn.early_data_reason())),
+        });
         // Nothing to say about flights when the server never answered.
         outcome.flights = Some(self.flights.report()).filter(|f| f.server_flight.datagrams > 0);
         outcome.server_guess = self.conn.peer_transport_params().map(|params| {

@@ -142,7 +142,7 @@ fn families_lines(out: &mut String, analysis: &Analysis) {
         let _ = writeln!(
             out,
             "  (AIA-fetching clients accept only if the caIssuers URL serves the missing \
-             certificate; quicprobe never fetches it)"
+             certificate; --aia-fetch tries it)"
         );
     }
 }

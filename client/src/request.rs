@@ -85,6 +85,59 @@ struct BodySink {
     file_path: Option<PathBuf>,
     /// The Stdout sink's bytes, written once the response is complete.
     held: Option<Vec<u8>>,
+    /// Shown on a terminal's stderr for bodies over 1 MiB that are kept.
+    progress: Progress,
+}
+
+/// A progress bar, for bodies a person waits for.
+enum Progress {
+    /// Not wanted: the body is dropped, or stderr is no terminal.
+    Off,
+    /// Wanted once the body passes `PROGRESS_FROM` bytes.
+    Waiting,
+    Shown(indicatif::ProgressBar),
+}
+
+/// Bodies smaller than this get no progress bar.
+const PROGRESS_FROM: usize = 1 << 20;
+
+impl Progress {
+    fn new(spec: &SinkSpec) -> Self {
+        use std::io::IsTerminal;
+        if *spec != SinkSpec::Discard && std::io::stderr().is_terminal() {
+            Self::Waiting
+        } else {
+            Self::Off
+        }
+    }
+
+    fn advance(&mut self, response: &Response) {
+        let expected = response.content_length.unwrap_or(0);
+        if matches!(self, Self::Waiting) && response.body_bytes.max(expected) > PROGRESS_FROM {
+            let bar = match response.content_length {
+                Some(len) => indicatif::ProgressBar::new(len as u64),
+                None => indicatif::ProgressBar::no_length(),
+            };
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg} {bytes}/{total_bytes} {bytes_per_sec} {wide_bar} {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar.set_message(response.path.clone());
+            *self = Self::Shown(bar);
+        }
+        if let Self::Shown(bar) = self {
+            bar.set_position(response.body_bytes as u64);
+        }
+    }
+
+    fn done(&mut self) {
+        if let Self::Shown(bar) = self {
+            bar.finish();
+        }
+        *self = Self::Off;
+    }
 }
 
 impl BodySink {
@@ -102,6 +155,7 @@ impl BodySink {
             file,
             file_path,
             held: (*spec == SinkSpec::Stdout).then(Vec::new),
+            progress: Progress::new(spec),
         })
     }
 
@@ -113,6 +167,7 @@ impl BodySink {
     fn take(&mut self, response: &mut Response, chunk: &[u8]) {
         response.body_bytes += chunk.len();
         self.digest.update(chunk);
+        self.progress.advance(response);
         if let Err(error) = self.write_out(chunk) {
             response.error.get_or_insert(error);
         }
@@ -135,6 +190,7 @@ impl BodySink {
         if response.complete {
             return;
         }
+        self.progress.done();
         response.complete = true;
         if let Some(declared) = response.content_length {
             if declared != response.body_bytes {
@@ -386,11 +442,7 @@ fn poll_h3(
 ) {
     use quiche::h3::NameValue;
     let mut buf = [0u8; 64 * 1024];
-    loop {
-        let (id, event) = match h3.poll(conn) {
-            Ok(polled) => polled,
-            Err(_) => break,
-        };
+    while let Ok((id, event)) = h3.poll(conn) {
         let Some(exchange) = exchanges.iter_mut().find(|e| e.stream_id == Some(id)) else {
             continue;
         };
@@ -405,17 +457,8 @@ fn poll_h3(
                 exchange.response.content_length =
                     field(b"content-length").and_then(|s| s.parse().ok());
                 if exchange.spec.include_headers {
-                    let block: String = list
-                        .iter()
-                        .map(|h| {
-                            format!(
-                                "{}: {}\r\n",
-                                String::from_utf8_lossy(h.name()),
-                                String::from_utf8_lossy(h.value())
-                            )
-                        })
-                        .collect();
-                    if let Err(error) = exchange.sink.write_preamble(&format!("{block}\r\n")) {
+                    let block = header_block(exchange.response.status, &list);
+                    if let Err(error) = exchange.sink.write_preamble(&block) {
                         exchange.response.error.get_or_insert(error);
                     }
                 }
@@ -432,6 +475,24 @@ fn poll_h3(
             _ => {}
         }
     }
+}
+
+/// What curl -i prints: `HTTP/3 200`, the header fields, a blank line.
+fn header_block(status: Option<u16>, list: &[quiche::h3::Header]) -> String {
+    use quiche::h3::NameValue;
+    let mut block = format!(
+        "HTTP/3 {}\r\n",
+        status.map_or_else(|| "?".to_owned(), |s| s.to_string())
+    );
+    for field in list.iter().filter(|h| !h.name().starts_with(b":")) {
+        block.push_str(&format!(
+            "{}: {}\r\n",
+            String::from_utf8_lossy(field.name()),
+            String::from_utf8_lossy(field.value())
+        ));
+    }
+    block.push_str("\r\n");
+    block
 }
 
 fn poll_streams(exchanges: &mut [Exchange], conn: &mut quiche::Connection) {

@@ -38,6 +38,125 @@ pub enum TargetError {
     Resolve(String),
     #[error("{host}: cannot resolve: {reason}")]
     Lookup { host: String, reason: String },
+    #[error(
+        "--connect-to {0:?}: expected HOST:PORT:CONNECT-TO-HOST:CONNECT-TO-PORT (any may be empty)"
+    )]
+    ConnectTo(String),
+    #[error("{host}: no {family} address")]
+    NoAddressOfFamily { host: String, family: &'static str },
+}
+
+/// `-4` / `-6`: which addresses may be dialled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Family {
+    #[default]
+    Any,
+    V4,
+    V6,
+}
+
+impl Family {
+    /// From the `-4` and `-6` flags (clap keeps them exclusive).
+    pub fn from_flags(ipv4: bool, ipv6: bool) -> Self {
+        match (ipv4, ipv6) {
+            (true, _) => Self::V4,
+            (_, true) => Self::V6,
+            _ => Self::Any,
+        }
+    }
+
+    fn admits(self, addr: &SocketAddr) -> bool {
+        match self {
+            Self::Any => true,
+            Self::V4 => addr.is_ipv4(),
+            Self::V6 => addr.is_ipv6(),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Any => "usable",
+            Self::V4 => "IPv4",
+            Self::V6 => "IPv6",
+        }
+    }
+}
+
+/// Where to dial, as curl decides it: `--connect-to` first, then
+/// `--resolve` or the resolver, then `-4`/`-6`.
+#[derive(Debug, Clone, Default)]
+pub struct Addressing {
+    pub resolve: Vec<ResolveEntry>,
+    pub connect_to: Vec<ConnectTo>,
+    pub family: Family,
+}
+
+/// One `--connect-to HOST:PORT:HOST2:PORT2` entry, as curl's: connections
+/// meant for HOST:PORT go to HOST2:PORT2 instead, while the SNI and the name
+/// the certificate must carry stay HOST. An empty field matches any host or
+/// port, or keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectTo {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub to_host: Option<String>,
+    pub to_port: Option<u16>,
+}
+
+impl ConnectTo {
+    fn applies_to(&self, target: &Target) -> bool {
+        self.host
+            .as_ref()
+            .is_none_or(|h| h.eq_ignore_ascii_case(&target.host))
+            && self.port.is_none_or(|p| p == target.port)
+    }
+}
+
+impl std::str::FromStr for ConnectTo {
+    type Err = TargetError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = || TargetError::ConnectTo(text.into());
+        let fields = split_outside_brackets(text);
+        let [host, port, to_host, to_port] = fields.as_slice() else {
+            return Err(bad());
+        };
+        let host_of = |s: &str| {
+            (!s.is_empty()).then(|| s.trim_start_matches('[').trim_end_matches(']').to_owned())
+        };
+        let port_of = |s: &str| -> Result<Option<u16>, TargetError> {
+            if s.is_empty() {
+                Ok(None)
+            } else {
+                s.parse().map(Some).map_err(|_| bad())
+            }
+        };
+        Ok(Self {
+            host: host_of(host),
+            port: port_of(port)?,
+            to_host: host_of(to_host),
+            to_port: port_of(to_port)?,
+        })
+    }
+}
+
+/// Splits on ':' except inside `[...]` (IPv6 literals).
+fn split_outside_brackets(text: &str) -> Vec<&str> {
+    let mut fields = Vec::new();
+    let (mut depth, mut start) = (0usize, 0usize);
+    for (at, c) in text.char_indices() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth = depth.saturating_sub(1),
+            ':' if depth == 0 => {
+                fields.push(&text[start..at]);
+                start = at + 1;
+            }
+            _ => {}
+        }
+    }
+    fields.push(&text[start..]);
+    fields
 }
 
 impl Target {
@@ -89,6 +208,35 @@ impl Target {
             .parse::<IpAddr>()
             .is_err()
             .then(|| self.host.clone())
+    }
+
+    /// Every address to dial, in order, after `--connect-to`, `--resolve`
+    /// and `-4`/`-6` (never empty).
+    pub fn addresses(&self, addressing: &Addressing) -> Result<Vec<SocketAddr>, TargetError> {
+        let dialled = match addressing.connect_to.iter().find(|c| c.applies_to(self)) {
+            Some(redirect) => Target {
+                host: redirect
+                    .to_host
+                    .clone()
+                    .unwrap_or_else(|| self.host.clone()),
+                port: redirect.to_port.unwrap_or(self.port),
+                path: self.path.clone(),
+                requests: Vec::new(),
+            },
+            None => self.clone(),
+        };
+        let addrs: Vec<SocketAddr> = dialled
+            .resolve_all(&addressing.resolve)?
+            .into_iter()
+            .filter(|addr| addressing.family.admits(addr))
+            .collect();
+        if addrs.is_empty() {
+            return Err(TargetError::NoAddressOfFamily {
+                host: dialled.host,
+                family: addressing.family.name(),
+            });
+        }
+        Ok(addrs)
     }
 
     /// The address to dial: a matching `--resolve` entry, else the system
@@ -202,6 +350,68 @@ fn parse_port(port: &str, whole: &str) -> Result<u16, TargetError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn addressing(connect_to: &[&str], family: Family) -> Addressing {
+        Addressing {
+            resolve: Vec::new(),
+            connect_to: connect_to.iter().map(|c| c.parse().unwrap()).collect(),
+            family,
+        }
+    }
+
+    #[test]
+    fn connect_to_sends_the_connection_elsewhere_but_keeps_the_name() {
+        let target = Target::parse("https://example.test:443/").unwrap();
+        let addrs = target
+            .addresses(&addressing(
+                &["example.test:443:127.0.0.2:4433"],
+                Family::Any,
+            ))
+            .unwrap();
+        assert_eq!(addrs, ["127.0.0.2:4433".parse().unwrap()]);
+        assert_eq!(target.peer_name(), PeerName::Dns("example.test".into()));
+        // Empty fields: any host on port 443 goes to [::1], same port.
+        let addrs = target
+            .addresses(&addressing(&["::[::1]:"], Family::Any))
+            .unwrap();
+        assert_eq!(addrs, ["[::1]:443".parse().unwrap()]);
+        // An entry for another port does not apply.
+        let other = Target::parse("127.0.0.3:9").unwrap();
+        let addrs = other
+            .addresses(&addressing(&["127.0.0.3:10:127.0.0.4:11"], Family::Any))
+            .unwrap();
+        assert_eq!(addrs, ["127.0.0.3:9".parse().unwrap()]);
+    }
+
+    #[test]
+    fn bad_connect_to_entries_are_usage_errors() {
+        for text in ["", "a:1:b", "a:x:b:1", "a:1:b:99999", "a:1:b:2:c"] {
+            assert!(text.parse::<ConnectTo>().is_err(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn families_filter_the_addresses() {
+        let target = Target::parse("localhost:443").unwrap();
+        let resolve = vec!["localhost:443:::1,127.0.0.1".parse().unwrap()];
+        let with = |family| {
+            target.addresses(&Addressing {
+                resolve: resolve.clone(),
+                connect_to: Vec::new(),
+                family,
+            })
+        };
+        assert_eq!(
+            with(Family::V4).unwrap(),
+            ["127.0.0.1:443".parse().unwrap()]
+        );
+        assert_eq!(with(Family::V6).unwrap(), ["[::1]:443".parse().unwrap()]);
+        let v6_only = Target::parse("[::1]:443").unwrap();
+        assert!(matches!(
+            v6_only.addresses(&addressing(&[], Family::V4)),
+            Err(TargetError::NoAddressOfFamily { .. })
+        ));
+    }
 
     #[test]
     fn https_url_with_port_and_path() {

@@ -95,6 +95,12 @@ fn native(outcome: &Outcome) -> String {
     if let Some(guess) = &outcome.server_guess {
         let _ = writeln!(out, "* Peer: {}", guess.describe());
     }
+    if let Some(checked) = &outcome.checked {
+        let _ = writeln!(out, "* Stapled: {}", stapled_words(&checked.stapled));
+    }
+    if let Some(session) = &outcome.session {
+        let _ = writeln!(out, "* Session: {}", session.describe());
+    }
     if let Some(analysis) = &outcome.analysis {
         if analysis.verdict.accepted {
             let mut tree = String::new();
@@ -130,6 +136,9 @@ fn native(outcome: &Outcome) -> String {
     }
     if let Some(error) = &outcome.request_error {
         let _ = writeln!(out, "* No request made: {error}");
+    }
+    if let Some(aia) = &outcome.aia {
+        let _ = writeln!(out, "* AIA fetch: {}", aia.describe());
     }
     if let Some(idle) = &outcome.idle_end {
         let _ = writeln!(out, "* Idle: {}", idle.describe());
@@ -231,6 +240,19 @@ fn native_stage_line(event: &StageEvent) -> String {
         traffic.sent_packets,
         traffic.recv_bytes,
         traffic.recv_packets
+    )
+}
+
+/// What the server stapled to its chain, in words.
+fn stapled_words(stapled: &quicprobe_verifier::Stapled) -> String {
+    let part = |what: &str, bytes: Option<usize>| match bytes {
+        Some(bytes) => format!("{what} ({bytes} bytes)"),
+        None => format!("no {what}"),
+    };
+    format!(
+        "{}, {} (both were requested)",
+        part("OCSP response", stapled.ocsp_response_bytes),
+        part("SCT list", stapled.sct_list_bytes)
     )
 }
 

@@ -35,6 +35,8 @@ fn close_seen_by_server(on_reject: OnReject) -> (bool, u64, String) {
         insecure: false,
         idle_timeout: Duration::from_secs(30),
         hold: None,
+        session_file: None,
+        early_data: false,
     };
     let job = Job::new(
         Target::parse(&format!("localhost:{}", lab.addr().port())).unwrap(),

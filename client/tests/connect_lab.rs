@@ -503,6 +503,7 @@ fn insecure_goes_on_but_still_says_loudly_what_verification_said() {
     let report = json_of(&output);
     assert_eq!(output.status.code(), Some(0), "{report}");
     assert_eq!(report["outcome"], "ok");
+    assert_eq!(report["insecure"], true);
     assert_eq!(report["insecure_override"], true);
     assert_eq!(report["verdict"]["accepted"], false);
     assert_eq!(report["verdict"]["x509_error"], 20);
@@ -673,4 +674,39 @@ fn quiet_prints_one_line_per_connection() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     assert!(stdout.starts_with("quicprobe: (60) "), "{stdout}");
+}
+
+#[test]
+fn connect_to_and_address_families_choose_where_to_dial_not_what_to_verify() {
+    let dir = certs_dir().join("full-chain");
+    let lab = start_lab(&dir, |_| {});
+    let port = lab.addr().port();
+    let roots = dir.join("roots.pem").display().to_string();
+    // localhost:443 is dialled at the lab's address; the name checked stays localhost.
+    let redirect = format!("localhost:443:127.0.0.1:{port}");
+    let output = quicprobe(&[
+        "connect",
+        "--json",
+        "-4",
+        "--cacert",
+        &roots,
+        "--connect-to",
+        &redirect,
+        "localhost:443",
+    ]);
+    let report = json_of(&output);
+    assert_eq!(output.status.code(), Some(0), "{report}");
+    assert_eq!(report["address"], format!("127.0.0.1:{port}"));
+    assert_eq!(report["verdict"]["peer_name"]["value"], "localhost");
+
+    // Only an IPv6 address is on offer, and -4 forbids it: a usage error.
+    let output = quicprobe(&[
+        "connect",
+        "-4",
+        "--cacert",
+        &roots,
+        &format!("[::1]:{port}"),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no IPv4 address"));
 }

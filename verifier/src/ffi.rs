@@ -122,3 +122,15 @@ unsafe extern "C" fn record_and_continue(
     }
     1
 }
+
+/// The length of the SCT list the server sent in the TLS handshake
+/// (`signed_certificate_timestamp` extension), if any. boring wraps no getter.
+pub(crate) fn signed_cert_timestamp_list_len(ssl: &boring::ssl::SslRef) -> Option<usize> {
+    let mut data: *const u8 = std::ptr::null();
+    let mut len: usize = 0;
+    // SAFETY: `ssl` is a live SSL borrowed for the call; BoringSSL writes a
+    // pointer into its own memory and a length through the two out-pointers,
+    // which point at our locals, and we read only the length.
+    unsafe { boring_sys::SSL_get0_signed_cert_timestamp_list(ssl.as_ptr(), &mut data, &mut len) };
+    (len > 0).then_some(len)
+}

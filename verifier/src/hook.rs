@@ -99,6 +99,26 @@ pub struct CheckedChain {
     pub rejection_reason: String,
     /// What aioquic would have said, worked out for every rejection.
     pub aioquic: Option<AioquicVerdict>,
+    /// What the server stapled beside its chain, when the client asked.
+    pub stapled: Stapled,
+}
+
+/// The OCSP response and SCT list a server may staple to its certificate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stapled {
+    /// Bytes of the stapled OCSP response (`status_request`), if any.
+    pub ocsp_response_bytes: Option<usize>,
+    /// Bytes of the SCT list (`signed_certificate_timestamp`), if any.
+    pub sct_list_bytes: Option<usize>,
+}
+
+impl Stapled {
+    fn of(ssl: &SslRef) -> Self {
+        Self {
+            ocsp_response_bytes: ssl.ocsp_status().map(<[u8]>::len),
+            sct_list_bytes: ffi::signed_cert_timestamp_list_len(ssl),
+        }
+    }
 }
 
 impl CheckedChain {
@@ -219,6 +239,7 @@ fn verify_peer_chain(
         verdict,
         chain,
         aioquic,
+        stapled: Stapled::of(ssl),
     };
     log::debug!(
         "verify: {} (error {} at depth {:?})",

@@ -28,7 +28,8 @@ pub use diagnosis::{diagnose, Diagnosis, Fault};
 pub use families::{accepted_by, ClientFamily};
 pub use ffi::{boringssl_alert_for, verify_error_string};
 pub use hook::{
-    checked_chain, install, set_peer_name, AlertStyle, CheckedChain, OnReject, Policy, VerdictSlot,
+    checked_chain, install, set_peer_name, AlertStyle, CheckedChain, OnReject, Policy, Stapled,
+    VerdictSlot,
 };
 pub use input::{parse_certificates, read_certificates, InputError};
 pub use report::{

@@ -1,0 +1,284 @@
+//! `quicprobe get URL...`: requests over QUIC, as curl makes them, with all
+//! the strictness of `connect`. Requests to the same origin share one
+//! connection (HTTP/3 multiplexes them); origins run side by side on the one
+//! event loop. Bodies go to stdout, in URL order, or to files.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::cli::TrustArgs;
+use crate::connect_cmd::{
+    explain_chains, overall_exit_code, run_jobs, seconds, ClientSetup, ConnectError,
+};
+use crate::event_loop::Job;
+use crate::outcome::{Outcome, OutcomeKind};
+use crate::probe::ProbeSettings;
+use crate::request::{RequestSpec, SinkSpec};
+use crate::target::{ResolveEntry, Target};
+use crate::trace::{self, TraceStyle};
+use crate::trust::load_trust;
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// https://host[:port]/path (repeatable; requests to one origin share a connection).
+    #[arg(value_name = "URL", required = true)]
+    pub urls: Vec<String>,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+    /// Write the body of the Nth URL to the Nth FILE, as curl's -o.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Vec<PathBuf>,
+    /// Write each body to a file named like the last segment of its URL path, as curl's -O.
+    #[arg(short = 'O', long = "remote-name")]
+    pub remote_name: bool,
+    /// An extra request header, 'name: value' (repeatable; HTTP/3 only).
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// The request method (HTTP/3 only).
+    #[arg(
+        short = 'X',
+        long = "request",
+        value_name = "METHOD",
+        default_value = "GET"
+    )]
+    pub method: String,
+    /// A request body: a string, or @FILE (HTTP/3 only; makes the default method POST).
+    #[arg(short = 'd', long = "data", value_name = "DATA")]
+    pub data: Option<String>,
+    /// With an ALPN other than h3 and hq-interop: send DATA (a string or @FILE)
+    /// on a stream and take what comes back as the response.
+    #[arg(long, value_name = "DATA")]
+    pub send: Option<String>,
+    /// Write the response's status and header fields before its body, as curl's -i.
+    #[arg(short = 'i', long = "include")]
+    pub include: bool,
+    /// Dial ADDR for HOST:PORT, as curl's --resolve.
+    #[arg(long, value_name = "HOST:PORT:ADDR")]
+    pub resolve: Vec<ResolveEntry>,
+    /// ALPNs to offer, comma-separated: h3, hq-interop, or any other for raw streams.
+    #[arg(long, value_name = "LIST", default_value = "h3", value_delimiter = ',')]
+    pub alpn: Vec<String>,
+    /// Key exchange groups to offer, colon-separated, as curl's --curves.
+    #[arg(long, value_name = "LIST")]
+    pub curves: Option<String>,
+    /// Give up when the handshake, or then the responses, take longer than this.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub timeout: f64,
+    /// Go on even when the chain is rejected, as curl -k does; loud.
+    #[arg(short = 'k', long)]
+    pub insecure: bool,
+    /// Print one JSON outcome per connection instead of the bodies (use -o for them).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `quicprobe get`: bodies (or JSON) to `out`, traces with `-v` and
+/// errors to stderr. Returns the exit code.
+pub fn run(args: &GetArgs, verbose: bool, out: &mut dyn Write) -> Result<u8, ConnectError> {
+    let targets = plan(args)?;
+    let trust = Arc::new(load_trust(&args.trust)?);
+    let setup = ClientSetup {
+        trust: trust.clone(),
+        alert_style: Default::default(),
+        alpns: args.alpn.clone(),
+        idle_timeout: Duration::from_secs(30),
+        keylog: false,
+        insecure: args.insecure,
+        curves: args.curves.clone(),
+        early_data: false,
+    };
+    if args.insecure {
+        log::warn!(
+            "--insecure: certificate verification failures will NOT stop the connection \
+             (each one is still reported)"
+        );
+    }
+    let settings = ProbeSettings {
+        alpns: args.alpn.clone(),
+        sni: None,
+        timeout: seconds(args.timeout)?,
+        keylog: None,
+        qlog_dir: None,
+        insecure: args.insecure,
+        idle_timeout: setup.idle_timeout,
+        hold: None,
+        session_file: None,
+        early_data: false,
+    };
+    let jobs = targets
+        .into_iter()
+        .map(|target| {
+            let addrs = target.resolve_all(&args.resolve)?;
+            Ok(Job {
+                target,
+                addr: addrs[0],
+                fallbacks: addrs[1..].to_vec(),
+            })
+        })
+        .collect::<Result<Vec<_>, ConnectError>>()?;
+    let concurrency = jobs.len().max(1);
+    let outcomes = explain_chains(run_jobs(jobs, concurrency, &setup, &settings)?, &trust);
+    report(&outcomes, args.json, verbose, out);
+    Ok(overall_exit_code(&outcomes))
+}
+
+/// What each outcome prints: bodies or JSON on stdout; on stderr the trace
+/// with `-v`, and curl's one line for anything that went wrong.
+fn report(outcomes: &[Outcome], json: bool, verbose: bool, out: &mut dyn Write) {
+    for outcome in outcomes {
+        if verbose {
+            eprint!("{}", trace::render(outcome, TraceStyle::Native, 0));
+        } else if outcome.kind != OutcomeKind::Ok || !outcome.insecure_warning().is_empty() {
+            eprintln!("{}", trace::summary_line(outcome));
+        }
+        // A closed pipe (`quicprobe get ... | head`) ends the output, not the run.
+        let _ = if json {
+            writeln!(out, "{}", outcome.to_json())
+        } else {
+            outcome
+                .stdout_bodies
+                .iter()
+                .try_for_each(|body| out.write_all(body))
+        };
+    }
+}
+
+/// The URLs as one target per origin, each with its requests in URL order.
+fn plan(args: &GetArgs) -> Result<Vec<Target>, ConnectError> {
+    if args.output.len() > args.urls.len() {
+        return Err(usage("more -o files than URLs"));
+    }
+    let template = request_template(args)?;
+    let mut origins: Vec<Target> = Vec::new();
+    let mut index_of: HashMap<(String, u16), usize> = HashMap::new();
+    for (n, url) in args.urls.iter().enumerate() {
+        if !url.starts_with("https://") {
+            return Err(usage(&format!("{url}: get takes https:// URLs")));
+        }
+        let target = Target::parse(url)?;
+        let mut spec = template.clone();
+        spec.path.clone_from(&target.path);
+        spec.sink = sink_for(args, n, &target.path)?;
+        let key = (target.host.clone(), target.port);
+        let at = *index_of.entry(key).or_insert_with(|| {
+            origins.push(Target {
+                requests: Vec::new(),
+                ..target.clone()
+            });
+            origins.len() - 1
+        });
+        origins[at].requests.push(spec);
+    }
+    Ok(origins)
+}
+
+/// Method, header fields and body, the same for every URL.
+fn request_template(args: &GetArgs) -> Result<RequestSpec, ConnectError> {
+    let headers = args
+        .headers
+        .iter()
+        .map(|h| parse_header(h))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (body, method) = match (&args.data, &args.send) {
+        (Some(_), Some(_)) => return Err(usage("--data and --send do not go together")),
+        (Some(data), None) => {
+            let method = if args.method == "GET" {
+                "POST".to_owned()
+            } else {
+                args.method.clone()
+            };
+            (read_data(data)?, method)
+        }
+        (None, Some(data)) => (read_data(data)?, args.method.clone()),
+        (None, None) => (Vec::new(), args.method.clone()),
+    };
+    Ok(RequestSpec {
+        method,
+        path: String::new(),
+        headers,
+        body,
+        sink: SinkSpec::Discard,
+        include_headers: args.include,
+    })
+}
+
+/// Where the Nth body goes: its -o file, its -O name, or stdout.
+fn sink_for(args: &GetArgs, n: usize, path: &str) -> Result<SinkSpec, ConnectError> {
+    if let Some(file) = args.output.get(n) {
+        return Ok(SinkSpec::File(file.clone()));
+    }
+    if args.remote_name {
+        return remote_name(path).map(SinkSpec::File);
+    }
+    Ok(if args.json {
+        SinkSpec::Discard
+    } else {
+        SinkSpec::Stdout
+    })
+}
+
+/// curl's -O: the last segment of the path, which must be a plain file name.
+pub fn remote_name(path: &str) -> Result<PathBuf, ConnectError> {
+    let name = path
+        .split(['?', '#'])
+        .next()
+        .unwrap_or_default()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default();
+    if name.is_empty() || name == "." || name == ".." || name.contains('\\') {
+        return Err(usage(&format!("-O: {path:?} has no file name to save to")));
+    }
+    Ok(Path::new(name).to_path_buf())
+}
+
+/// `name: value` -> (name, value).
+pub fn parse_header(text: &str) -> Result<(String, String), ConnectError> {
+    match text.split_once(':') {
+        Some((name, value)) if !name.trim().is_empty() && !name.contains(char::is_whitespace) => {
+            Ok((name.trim().to_owned(), value.trim().to_owned()))
+        }
+        _ => Err(usage(&format!("-H {text:?}: expected 'name: value'"))),
+    }
+}
+
+/// A string, or `@FILE`'s bytes.
+fn read_data(data: &str) -> Result<Vec<u8>, ConnectError> {
+    match data.strip_prefix('@') {
+        Some(path) => std::fs::read(path).map_err(|e| usage(&format!("{path}: {e}"))),
+        None => Ok(data.as_bytes().to_vec()),
+    }
+}
+
+fn usage(message: &str) -> ConnectError {
+    ConnectError::Setup(message.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_names_are_plain_file_names() {
+        assert_eq!(remote_name("/files/big.bin").unwrap(), Path::new("big.bin"));
+        assert_eq!(remote_name("/a/b.txt?x=1").unwrap(), Path::new("b.txt"));
+        assert!(remote_name("/").is_err());
+        assert!(remote_name("/dir/..").is_err());
+    }
+
+    #[test]
+    fn headers_need_a_name_and_a_colon() {
+        assert_eq!(
+            parse_header("Accept: text/plain").unwrap(),
+            ("Accept".into(), "text/plain".into())
+        );
+        assert!(parse_header("no colon").is_err());
+        assert!(parse_header(": empty").is_err());
+        assert!(parse_header("bad name: x").is_err());
+    }
+}
