@@ -81,6 +81,9 @@ pub struct ConnectArgs {
     /// the certificate name stay HOST. Empty fields match anything.
     #[arg(long, value_name = "HOST:PORT:HOST2:PORT2")]
     pub connect_to: Vec<crate::target::ConnectTo>,
+    /// Bind this local UDP port, or the first free one of N-M, as curl's --local-port.
+    #[arg(long, value_name = "N[-M]", value_parser = parse_port_range)]
+    pub local_port: Option<(u16, u16)>,
     /// Dial IPv4 addresses only.
     #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
     pub ipv4: bool,
@@ -206,4 +209,23 @@ pub struct DemoArgs {
     /// lines, one object each (JSON Lines).
     #[arg(long)]
     pub json: bool,
+}
+
+/// `N` or `N-M`, as curl's --local-port.
+fn parse_port_range(text: &str) -> Result<(u16, u16), String> {
+    let port = |s: &str| {
+        s.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| format!("{s:?}: not a port"))
+    };
+    let (first, last) = match text.split_once('-') {
+        Some((first, last)) => (port(first)?, port(last)?),
+        None => (port(text)?, port(text)?),
+    };
+    if first > last {
+        return Err(format!("{text:?}: the range runs backwards"));
+    }
+    Ok((first, last))
 }

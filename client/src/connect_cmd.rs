@@ -153,6 +153,7 @@ pub fn run(args: &ConnectArgs, quiet: bool) -> Result<ConnectOutput, ConnectErro
         hold: args.hold.map(seconds).transpose()?,
         session_file: args.session_file.clone(),
         early_data: args.early_data,
+        local_ports: args.local_port,
     };
     if let Some(dir) = &settings.qlog_dir {
         std::fs::create_dir_all(dir)

@@ -131,6 +131,7 @@ fn play(act: &Act) -> Result<(Outcome, Vec<String>), ConnectError> {
         hold: None,
         session_file: None,
         early_data: false,
+        local_ports: None,
     };
     let job = Job::new(target, lab.addr());
     let outcomes = run_jobs(vec![job], 1, &setup, &settings)?;

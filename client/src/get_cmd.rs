@@ -109,6 +109,7 @@ pub fn run(args: &GetArgs, verbose: bool, out: &mut dyn Write) -> Result<u8, Con
         hold: None,
         session_file: None,
         early_data: false,
+        local_ports: None,
     };
     let jobs = targets
         .into_iter()

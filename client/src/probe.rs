@@ -43,6 +43,8 @@ pub struct ProbeSettings {
     pub session_file: Option<PathBuf>,
     /// `--early-data`: send the requests as 0-RTT when a session is offered.
     pub early_data: bool,
+    /// `--local-port N[-M]`: the local ports to bind, first free one wins.
+    pub local_ports: Option<(u16, u16)>,
 }
 
 /// A connection attempt in flight or finished.
@@ -102,12 +104,7 @@ impl Probe {
         config: &mut quiche::Config,
         settings: &ProbeSettings,
     ) -> io::Result<Self> {
-        let bind: SocketAddr = if addr.is_ipv4() {
-            "0.0.0.0:0".parse().expect("literal")
-        } else {
-            "[::]:0".parse().expect("literal")
-        };
-        let socket = UdpSocket::bind(bind)?;
+        let socket = bind_local(addr, settings.local_ports)?;
         // Connected, so that an ICMP port unreachable comes back as ECONNREFUSED.
         socket.connect(addr)?;
         let local = socket.local_addr()?;
@@ -764,6 +761,29 @@ fn random_connection_id() -> io::Result<Vec<u8>> {
         .fill(&mut id)
         .map_err(|_| io::Error::other("no randomness"))?;
     Ok(id)
+}
+
+/// A socket of the target's family, on a port of `--local-port` if given.
+fn bind_local(target: SocketAddr, ports: Option<(u16, u16)>) -> io::Result<UdpSocket> {
+    let any: std::net::IpAddr = if target.is_ipv4() {
+        std::net::Ipv4Addr::UNSPECIFIED.into()
+    } else {
+        std::net::Ipv6Addr::UNSPECIFIED.into()
+    };
+    let Some((first, last)) = ports else {
+        return UdpSocket::bind(SocketAddr::new(any, 0));
+    };
+    let mut last_error = io::Error::other("empty --local-port range");
+    for port in first..=last {
+        match UdpSocket::bind(SocketAddr::new(any, port)) {
+            Ok(socket) => return Ok(socket),
+            Err(error) => last_error = error,
+        }
+    }
+    Err(io::Error::new(
+        last_error.kind(),
+        format!("--local-port {first}-{last}: no free port ({last_error})"),
+    ))
 }
 
 fn millis(duration: Duration) -> u64 {

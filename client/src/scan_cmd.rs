@@ -152,6 +152,7 @@ fn probe_settings(args: &ScanArgs) -> Result<ProbeSettings, ScanError> {
         hold: None,
         session_file: None,
         early_data: false,
+        local_ports: None,
     })
 }
 

@@ -710,3 +710,27 @@ fn connect_to_and_address_families_choose_where_to_dial_not_what_to_verify() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("no IPv4 address"));
 }
+
+#[test]
+fn local_port_binds_the_port_asked_for() {
+    let dir = certs_dir().join("full-chain");
+    let lab = start_lab(&dir, |_| {});
+    let wanted = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let range = format!("{wanted}-{}", wanted.saturating_add(20));
+    let output = quicprobe(&connect_args(&dir, lab.addr(), &["--local-port", &range]));
+    assert_eq!(output.status.code(), Some(0), "{}", json_of(&output));
+    let seen = lab.wait_for(Duration::from_secs(5), |e| {
+        matches!(e, LabEvent::HandshakeDone { .. })
+    });
+    let Some(LabEvent::HandshakeDone { peer, .. }) = seen else {
+        panic!("the lab saw no handshake");
+    };
+    assert!((wanted..=wanted + 20).contains(&peer.port()), "{peer}");
+
+    let output = quicprobe(&["connect", "--local-port", "9-1", "127.0.0.1:1"]);
+    assert_eq!(output.status.code(), Some(2));
+}
