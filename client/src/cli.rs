@@ -201,6 +201,9 @@ pub struct ServeArgs {
     /// Send a Retry to every new client first.
     #[arg(long)]
     pub retry: bool,
+    /// Compress the chain with zlib (RFC 8879) for clients that offer it.
+    #[arg(long)]
+    pub compress_certificates: bool,
 }
 
 #[derive(Debug, Args)]

@@ -66,6 +66,10 @@ pub fn quic_config(setup: &ClientSetup) -> Result<(quiche::Config, VerdictSlot),
     let tls_error = |e: boring::error::ErrorStack| ConnectError::Setup(format!("TLS setup: {e}"));
     let mut builder = SslContextBuilder::new(SslMethod::tls()).map_err(tls_error)?;
     install_message_callback(&mut builder);
+    // Offer certificate compression, to report whether the server uses it.
+    builder
+        .add_certificate_compression_algorithm(crate::compression::Zlib)
+        .map_err(tls_error)?;
     // Ask for what a server can staple to its chain, to report it.
     builder.enable_ocsp_stapling();
     builder.enable_signed_cert_timestamps();

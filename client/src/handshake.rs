@@ -37,6 +37,9 @@ pub enum Stage {
     Certificate {
         certificates: usize,
         bytes: usize,
+        /// The server compressed it (RFC 8879 CompressedCertificate).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        compression: Option<CertCompression>,
     },
     /// quicprobe's verdict on the chain.
     Verdict {
@@ -69,6 +72,13 @@ impl Stage {
             Self::HandshakeDone => "handshake_done",
         }
     }
+}
+
+/// How a compressed Certificate came: the algorithm and its size on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CertCompression {
+    pub algorithm: String,
+    pub wire_bytes: usize,
 }
 
 /// Traffic in each direction up to a stage.
@@ -115,6 +125,8 @@ mod message_type {
     pub const ENCRYPTED_EXTENSIONS: u8 = 8;
     pub const CERTIFICATE: u8 = 11;
     pub const CERTIFICATE_VERIFY: u8 = 15;
+    /// RFC 8879.
+    pub const COMPRESSED_CERTIFICATE: u8 = 25;
     pub const FINISHED: u8 = 20;
 }
 
@@ -193,7 +205,9 @@ pub fn stage_of(
         (false, message_type::CERTIFICATE) => Some(Stage::Certificate {
             certificates: count_certificates(body).unwrap_or(0),
             bytes: message.bytes.len(),
+            compression: None,
         }),
+        (false, message_type::COMPRESSED_CERTIFICATE) => Some(compressed_certificate(message)),
         (false, message_type::CERTIFICATE_VERIFY) => Some(Stage::CertificateVerify {
             signature_algorithm: read_u16(body, 0).map(signature_algorithm_name),
         }),
@@ -255,6 +269,32 @@ fn parse_alpn_from_extensions(body: &[u8]) -> Option<String> {
 }
 
 /// How many certificates a TLS 1.3 Certificate body carries.
+/// A CompressedCertificate (RFC 8879 §4): the algorithm, the uncompressed
+/// length, then the compressed Certificate body. zlib is inflated here to
+/// count the certificates; other algorithms are only named.
+fn compressed_certificate(message: &TlsMessage) -> Stage {
+    let body = message.bytes.get(4..).unwrap_or_default();
+    let algorithm = read_u16(body, 0).unwrap_or(0);
+    let uncompressed_len = read_u24(body, 2).unwrap_or(0);
+    let compressed = read_u24(body, 5)
+        .and_then(|len| body.get(8..8 + len))
+        .unwrap_or_default();
+    let inflated = (algorithm == 1)
+        .then(|| crate::compression::inflate(compressed, uncompressed_len as u64).ok())
+        .flatten();
+    Stage::Certificate {
+        certificates: inflated
+            .as_deref()
+            .and_then(count_certificates)
+            .unwrap_or(0),
+        bytes: uncompressed_len + 4,
+        compression: Some(CertCompression {
+            algorithm: crate::compression::algorithm_name(algorithm),
+            wire_bytes: message.bytes.len(),
+        }),
+    }
+}
+
 fn count_certificates(body: &[u8]) -> Option<usize> {
     let context_len = usize::from(*body.first()?);
     let list_len = read_u24(body, 1 + context_len)?;

@@ -42,6 +42,8 @@ pub struct LabSpec {
     pub alpns: Vec<String>,
     /// Send a Retry to every new client first (address validation).
     pub retry: bool,
+    /// Compress the chain with zlib (RFC 8879) for clients that offer it.
+    pub compress_certificates: bool,
 }
 
 impl LabSpec {
@@ -53,6 +55,7 @@ impl LabSpec {
             listen,
             alpns: default_alpns(),
             retry: false,
+            compress_certificates: false,
         }
     }
 }
@@ -149,6 +152,8 @@ pub enum LabError {
     Certificate { path: PathBuf, reason: String },
     #[error("QUIC configuration: {0}")]
     Config(quiche::Error),
+    #[error("TLS configuration: {0}")]
+    Tls(String),
     #[error("lab I/O: {0}")]
     Io(#[from] io::Error),
 }
@@ -847,11 +852,9 @@ pub fn pattern(n: usize) -> Vec<u8> {
 }
 
 fn server_config(spec: &LabSpec) -> Result<quiche::Config, LabError> {
-    let mut config = quiche::Config::new(quiche::PROTOCOL_VERSION).map_err(LabError::Config)?;
-    load_pem(&spec.chain, |path| {
-        config.load_cert_chain_from_pem_file(path)
-    })?;
-    load_pem(&spec.key, |path| config.load_priv_key_from_pem_file(path))?;
+    let mut config =
+        quiche::Config::with_boring_ssl_ctx_builder(quiche::PROTOCOL_VERSION, server_tls(spec)?)
+            .map_err(LabError::Config)?;
     let alpns: Vec<&[u8]> = spec.alpns.iter().map(|a| a.as_bytes()).collect();
     config
         .set_application_protos(&alpns)
@@ -872,21 +875,35 @@ fn server_config(spec: &LabSpec) -> Result<quiche::Config, LabError> {
 }
 
 /// Runs a quiche loader on a file, turning its bare `TlsFail` into a sentence.
+/// The lab's TLS: the chain exactly as the file holds it, its key, and zlib
+/// certificate compression when asked for.
+fn server_tls(spec: &LabSpec) -> Result<boring::ssl::SslContextBuilder, LabError> {
+    use boring::ssl::{SslContextBuilder, SslFiletype, SslMethod};
+    let tls_error = |e: boring::error::ErrorStack| LabError::Tls(e.to_string());
+    let mut builder = SslContextBuilder::new(SslMethod::tls()).map_err(tls_error)?;
+    load_pem(&spec.chain, |path| builder.set_certificate_chain_file(path))?;
+    load_pem(&spec.key, |path| {
+        builder.set_private_key_file(path, SslFiletype::PEM)
+    })?;
+    if spec.compress_certificates {
+        builder
+            .add_certificate_compression_algorithm(crate::compression::Zlib)
+            .map_err(tls_error)?;
+    }
+    Ok(builder)
+}
+
 fn load_pem(
     path: &Path,
-    load: impl FnOnce(&str) -> Result<(), quiche::Error>,
+    load: impl FnOnce(&Path) -> Result<(), boring::error::ErrorStack>,
 ) -> Result<(), LabError> {
-    let text = path.to_str().ok_or_else(|| LabError::Certificate {
-        path: path.to_owned(),
-        reason: "the path is not UTF-8".into(),
-    })?;
     if !path.is_file() {
         return Err(LabError::Certificate {
             path: path.to_owned(),
             reason: "no such file".into(),
         });
     }
-    load(text).map_err(|_| LabError::Certificate {
+    load(path).map_err(|_| LabError::Certificate {
         path: path.to_owned(),
         reason: "not a PEM certificate chain or private key BoringSSL accepts".into(),
     })

@@ -6,6 +6,7 @@
 pub mod aia;
 pub mod alerts;
 pub mod cli;
+pub mod compression;
 pub mod connect_cmd;
 pub mod demo_cmd;
 pub mod event_loop;

@@ -62,6 +62,7 @@ fn spec(args: &ServeArgs) -> Result<LabSpec, ServeError> {
         listen: args.listen,
         alpns: args.alpn.clone(),
         retry: args.retry,
+        compress_certificates: args.compress_certificates,
     })
 }
 

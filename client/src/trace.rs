@@ -200,11 +200,16 @@ fn native_stage_line(event: &StageEvent) -> String {
         Stage::Certificate {
             certificates,
             bytes,
+            compression,
         } => (
             "<",
             format!(
-                "Certificate (11): {certificates} certificate{}, {bytes} bytes",
-                if *certificates == 1 { "" } else { "s" }
+                "Certificate (11): {certificates} certificate{}, {bytes} bytes{}",
+                if *certificates == 1 { "" } else { "s" },
+                compression.as_ref().map_or_else(String::new, |c| format!(
+                    ", compressed (25) with {} to {} bytes on the wire",
+                    c.algorithm, c.wire_bytes
+                ))
             ),
         ),
         Stage::Verdict {

@@ -734,3 +734,29 @@ fn local_port_binds_the_port_asked_for() {
     let output = quicprobe(&["connect", "--local-port", "9-1", "127.0.0.1:1"]);
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[test]
+fn certificate_compression_is_offered_and_reported_when_the_server_uses_it() {
+    let dir = certs_dir().join("full-chain");
+    let plain = start_lab(&dir, |_| {});
+    let compressing = start_lab(&dir, |spec| spec.compress_certificates = true);
+    let certificate_stage = |lab: &LabHandle| {
+        let report = json_of(&quicprobe(&connect_args(&dir, lab.addr(), &[])));
+        assert_eq!(report["outcome"], "ok", "{report}");
+        report["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "certificate")
+            .cloned()
+            .unwrap()
+    };
+    let stage = certificate_stage(&compressing);
+    assert_eq!(stage["compression"]["algorithm"], "zlib", "{stage}");
+    assert_eq!(stage["certificates"], 2);
+    assert!(
+        stage["compression"]["wire_bytes"].as_u64().unwrap() < stage["bytes"].as_u64().unwrap()
+    );
+    let stage = certificate_stage(&plain);
+    assert!(stage.get("compression").is_none(), "{stage}");
+}
