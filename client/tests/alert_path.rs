@@ -37,6 +37,7 @@ fn close_seen_by_server(on_reject: OnReject) -> (bool, u64, String) {
         hold: None,
         session_file: None,
         early_data: false,
+        local_ports: None,
     };
     let job = Job::new(
         Target::parse(&format!("localhost:{}", lab.addr().port())).unwrap(),
