@@ -19,7 +19,7 @@ use crate::event_loop::Job;
 use crate::outcome::{Outcome, OutcomeKind};
 use crate::probe::ProbeSettings;
 use crate::request::{RequestSpec, SinkSpec};
-use crate::target::{ResolveEntry, Target};
+use crate::target::{Addressing, ConnectTo, Family, ResolveEntry, Target};
 use crate::trace::{self, TraceStyle};
 use crate::trust::load_trust;
 
@@ -60,6 +60,15 @@ pub struct GetArgs {
     /// Dial ADDR for HOST:PORT, as curl's --resolve.
     #[arg(long, value_name = "HOST:PORT:ADDR")]
     pub resolve: Vec<ResolveEntry>,
+    /// Connect to HOST2:PORT2 for HOST:PORT, as curl's --connect-to.
+    #[arg(long, value_name = "HOST:PORT:HOST2:PORT2")]
+    pub connect_to: Vec<ConnectTo>,
+    /// Dial IPv4 addresses only.
+    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// Dial IPv6 addresses only.
+    #[arg(short = '6', long = "ipv6")]
+    pub ipv6: bool,
     /// ALPNs to offer, comma-separated: h3, hq-interop, or any other for raw streams.
     #[arg(long, value_name = "LIST", default_value = "h3", value_delimiter = ',')]
     pub alpn: Vec<String>,
@@ -111,10 +120,15 @@ pub fn run(args: &GetArgs, verbose: bool, out: &mut dyn Write) -> Result<u8, Con
         early_data: false,
         local_ports: None,
     };
+    let addressing = Addressing {
+        resolve: args.resolve.clone(),
+        connect_to: args.connect_to.clone(),
+        family: Family::from_flags(args.ipv4, args.ipv6),
+    };
     let jobs = targets
         .into_iter()
         .map(|target| {
-            let addrs = target.resolve_all(&args.resolve)?;
+            let addrs = target.addresses(&addressing)?;
             Ok(Job {
                 target,
                 addr: addrs[0],
