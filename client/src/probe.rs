@@ -199,10 +199,13 @@ impl Probe {
     }
 
     fn attach_keylog(&mut self, keylog: Option<&PathBuf>) {
+        use std::os::unix::fs::OpenOptionsExt;
         let Some(path) = keylog else { return };
+        // TLS secrets: readable by the owner only (a file that exists keeps its mode).
         match std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(path)
         {
             Ok(file) => self.conn.set_keylog(Box::new(file)),

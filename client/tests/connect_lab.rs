@@ -275,6 +275,12 @@ fn keylog_file_is_written_in_nss_format() {
         &["--keylog", keylog.to_str().unwrap()],
     ));
     assert_eq!(output.status.code(), Some(0));
+    let mode = std::fs::metadata(&keylog).unwrap().permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600,
+        "TLS secrets are for the owner only"
+    );
     let text = std::fs::read_to_string(&keylog).unwrap();
     let labels: Vec<&str> = text.lines().filter_map(|l| l.split(' ').next()).collect();
     for wanted in [
