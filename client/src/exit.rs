@@ -2,6 +2,8 @@
 
 /// The handshake completed and the chain verified.
 pub const OK: u8 = 0;
+/// curl's CURLE_COULDNT_RESOLVE_HOST: a name that has no address.
+pub const RESOLVE_FAILED: u8 = 6;
 /// curl's CURLE_COULDNT_CONNECT: nothing accepted the connection (ICMP refused).
 pub const REFUSED: u8 = 7;
 /// Bad flags, or input files that cannot be read or parsed.

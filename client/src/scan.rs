@@ -19,10 +19,6 @@ use crate::exit;
 use crate::outcome::{Outcome, OutcomeKind};
 use crate::target::{ResolveEntry, Target, TargetError};
 
-/// curl's CURLE_COULDNT_RESOLVE_HOST: a target's name has no address.
-/// (It belongs in `exit`, with the other codes.)
-pub const RESOLVE_FAILED: u8 = 6;
-
 /// The largest targets file read, so that a path such as /dev/zero ends in
 /// an error rather than in exhausted memory.
 pub const MAX_TARGETS_FILE: u64 = 16 * 1024 * 1024;
@@ -300,7 +296,13 @@ impl<'w> ScanReport<'w> {
             other => other.to_string(),
         };
         let explanation = format!("could not resolve host: {} ({reason})", target.host);
-        self.line_only("resolve_failed", RESOLVE_FAILED, line, target, explanation)
+        self.line_only(
+            "resolve_failed",
+            exit::RESOLVE_FAILED,
+            line,
+            target,
+            explanation,
+        )
     }
 
     /// A target for which not even a socket could be opened, on any of its
@@ -401,7 +403,10 @@ impl<'w> ScanReport<'w> {
 mod tests {
     use super::*;
 
-    fn parsed(text: &str) -> Vec<(usize, Result<(String, u16, Option<String>), String>)> {
+    /// (host, port, sni) of a good line.
+    type Wanted = (String, u16, Option<String>);
+
+    fn parsed(text: &str) -> Vec<(usize, Result<Wanted, String>)> {
         parse_targets(text.as_bytes())
             .into_iter()
             .map(|line| {

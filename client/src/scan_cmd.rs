@@ -30,8 +30,8 @@ Output (JSON Lines on stdout), one object per target line in the order the targe
 then {\"summary\": {targets, outcomes, bad_lines, slowest, elapsed_ms, exit_code}}.
 
 Exit code: 0 when every line is ok; otherwise that of the first failing line in the file \
-(60 verification failed, 35 handshake failed, 28 timeout, 7 refused, 6 not resolved, \
-2 bad line); 2 alone, with one line on stderr, when the targets file cannot be read.";
+(60 verification failed, 35 handshake failed, 28 timeout, 7 refused or no socket, \
+6 not resolved, 2 bad line); 2 alone, with one line on stderr, when the targets file cannot be read.";
 
 /// The idle timeout offered to servers; a scan closes as soon as the
 /// handshake is done, so it only has to outlast that.
@@ -116,7 +116,7 @@ pub fn run_with_resolver(
         trust,
         report: ScanReport::new(out),
     };
-    let lookups = feed.sort_lines(&args.resolve)?;
+    let lookups = feed.route_lines(&args.resolve)?;
     feed.answers = Some(scan::spawn_resolvers(
         lookups,
         scan::RESOLVER_THREADS,
@@ -174,7 +174,7 @@ struct ScanFeed<'a, 'w> {
 impl ScanFeed<'_, '_> {
     /// Reports the bad lines, readies the targets that need no lookup, and
     /// returns the lookups for the resolver pool.
-    fn sort_lines(&mut self, overrides: &[ResolveEntry]) -> io::Result<Vec<Lookup>> {
+    fn route_lines(&mut self, overrides: &[ResolveEntry]) -> io::Result<Vec<Lookup>> {
         let mut lookups = Vec::new();
         for (index, line) in self.lines.iter().enumerate() {
             let wanted = match &line.parsed {
