@@ -138,10 +138,7 @@ pub fn run(args: &ConnectArgs, quiet: bool) -> Result<ConnectOutput, ConnectErro
         early_data: args.early_data,
     };
     if args.insecure {
-        log::warn!(
-            "--insecure: certificate verification failures will NOT stop the connection \
-             (each one is still reported)"
-        );
+        warn_insecure();
     }
     let settings = ProbeSettings {
         alpns: args.alpn.clone(),
@@ -270,6 +267,15 @@ fn jobs(args: &ConnectArgs) -> Result<Vec<Job>, ConnectError> {
         }
     }
     Ok(jobs)
+}
+
+/// Said once per run on stderr, even with -q (not through the logger, which
+/// -q silences): `--insecure` never goes quietly.
+pub fn warn_insecure() {
+    eprintln!(
+        "quicprobe: WARNING: --insecure: certificate verification failures will NOT stop \
+         the connection (each one is still reported)"
+    );
 }
 
 /// `--alert-style`, or aioquic's when the trace is to read like aioquic's.

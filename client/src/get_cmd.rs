@@ -13,7 +13,7 @@ use clap::Args;
 
 use crate::cli::TrustArgs;
 use crate::connect_cmd::{
-    explain_chains, overall_exit_code, run_jobs, seconds, ClientSetup, ConnectError,
+    explain_chains, overall_exit_code, run_jobs, seconds, warn_insecure, ClientSetup, ConnectError,
 };
 use crate::event_loop::Job;
 use crate::outcome::{Outcome, OutcomeKind};
@@ -102,10 +102,7 @@ pub fn run(args: &GetArgs, verbose: bool, out: &mut dyn Write) -> Result<u8, Con
         early_data: false,
     };
     if args.insecure {
-        log::warn!(
-            "--insecure: certificate verification failures will NOT stop the connection \
-             (each one is still reported)"
-        );
+        warn_insecure();
     }
     let settings = ProbeSettings {
         alpns: args.alpn.clone(),
