@@ -521,6 +521,13 @@ fn insecure_goes_on_but_still_says_loudly_what_verification_said() {
         stderr.contains("--insecure"),
         "a warning on stderr: {stderr}"
     );
+    let mut quiet_args = vec!["-q".to_owned()];
+    quiet_args.extend(connect_args(&dir, lab.addr(), &["--insecure"]));
+    let quiet = quicprobe(&quiet_args);
+    assert!(
+        String::from_utf8_lossy(&quiet.stderr).contains("WARNING: --insecure"),
+        "-q does not silence the warning"
+    );
 }
 
 #[test]
