@@ -102,3 +102,40 @@ fn a_session_is_offered_only_to_the_server_it_was_verified_for() {
         "a full handshake, verified"
     );
 }
+
+#[test]
+fn a_rejected_0rtt_is_reported_and_the_request_still_completes_after_full_verification() {
+    // Two labs behind one name (localhost:443, through --connect-to): the
+    // second cannot read the first one's ticket.
+    let first = start_lab("full-chain");
+    let second = start_lab("full-chain");
+    let scratch = tempfile::tempdir().unwrap();
+    let file = scratch.path().join("session");
+    let run = |lab: &LabHandle| {
+        let output = quicprobe(&[
+            "connect",
+            "--json",
+            "--session-file",
+            file.to_str().unwrap(),
+            "--early-data",
+            "--connect-to",
+            &format!("localhost:443:127.0.0.1:{}", lab.addr().port()),
+            "--cacert",
+            scenario("full-chain").join("roots.pem").to_str().unwrap(),
+            "https://localhost:443/bytes/1000",
+        ]);
+        (output.status.code(), json_of(&output))
+    };
+    assert_eq!(run(&first).0, Some(0));
+    let (code, report) = run(&second);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["session"]["offered"], true);
+    assert_eq!(report["session"]["resumed"], false);
+    assert_eq!(
+        report["session"]["early_data"],
+        "rejected: the session was not resumed"
+    );
+    assert_eq!(report["verdict"]["accepted"], true, "a full handshake, verified");
+    assert_eq!(report["response"]["complete"], true);
+    assert_eq!(report["response"]["body_bytes"], 1000);
+}
