@@ -204,6 +204,12 @@ pub struct ServeArgs {
     /// Compress the chain with zlib (RFC 8879) for clients that offer it.
     #[arg(long)]
     pub compress_certificates: bool,
+    /// Staple this OCSP response (DER, sent as is) for clients that ask.
+    #[arg(long, value_name = "FILE")]
+    pub ocsp_response: Option<PathBuf>,
+    /// Staple this SCT list (an RFC 6962 SignedCertificateTimestampList).
+    #[arg(long, value_name = "FILE")]
+    pub sct_list: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

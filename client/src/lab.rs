@@ -44,6 +44,10 @@ pub struct LabSpec {
     pub retry: bool,
     /// Compress the chain with zlib (RFC 8879) for clients that offer it.
     pub compress_certificates: bool,
+    /// An OCSP response to staple, sent as is to clients that ask.
+    pub ocsp_response: Option<Vec<u8>>,
+    /// An SCT list to staple (RFC 6962 `SignedCertificateTimestampList`).
+    pub sct_list: Option<Vec<u8>>,
 }
 
 impl LabSpec {
@@ -56,6 +60,8 @@ impl LabSpec {
             alpns: default_alpns(),
             retry: false,
             compress_certificates: false,
+            ocsp_response: None,
+            sct_list: None,
         }
     }
 }
@@ -890,7 +896,26 @@ fn server_tls(spec: &LabSpec) -> Result<boring::ssl::SslContextBuilder, LabError
             .add_certificate_compression_algorithm(crate::compression::Zlib)
             .map_err(tls_error)?;
     }
+    staple(&mut builder, spec)?;
     Ok(builder)
+}
+
+/// What the lab staples to its chain, when told to.
+fn staple(builder: &mut boring::ssl::SslContextBuilder, spec: &LabSpec) -> Result<(), LabError> {
+    if let Some(response) = spec.ocsp_response.clone() {
+        builder
+            .set_status_callback(move |ssl| {
+                ssl.set_ocsp_status(&response)?;
+                Ok(true)
+            })
+            .map_err(|e| LabError::Tls(e.to_string()))?;
+    }
+    if let Some(list) = &spec.sct_list {
+        if !quicprobe_verifier::set_signed_cert_timestamp_list(builder, list) {
+            return Err(LabError::Tls("the SCT list is malformed".into()));
+        }
+    }
+    Ok(())
 }
 
 fn load_pem(

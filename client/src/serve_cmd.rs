@@ -19,6 +19,8 @@ pub enum ServeError {
     Lab(#[from] LabError),
     #[error("cannot handle signals: {0}")]
     Signals(std::io::Error),
+    #[error("{0}: {1}")]
+    Read(String, std::io::Error),
 }
 
 /// Runs the lab in the foreground; returns when a signal stops it.
@@ -63,6 +65,8 @@ fn spec(args: &ServeArgs) -> Result<LabSpec, ServeError> {
         alpns: args.alpn.clone(),
         retry: args.retry,
         compress_certificates: args.compress_certificates,
+        ocsp_response: read_optional(args.ocsp_response.as_deref())?,
+        sct_list: read_optional(args.sct_list.as_deref())?,
     })
 }
 
@@ -91,4 +95,12 @@ fn say(line: &str) {
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{line}");
     let _ = stdout.flush();
+}
+
+/// The bytes of a file given with an option, if one was.
+fn read_optional(path: Option<&std::path::Path>) -> Result<Option<Vec<u8>>, ServeError> {
+    path.map(|path| {
+        std::fs::read(path).map_err(|error| ServeError::Read(path.display().to_string(), error))
+    })
+    .transpose()
 }

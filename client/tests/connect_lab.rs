@@ -773,3 +773,27 @@ fn certificate_compression_is_offered_and_reported_when_the_server_uses_it() {
     let stage = certificate_stage(&plain);
     assert!(stage.get("compression").is_none(), "{stage}");
 }
+
+#[test]
+fn a_stapled_ocsp_response_and_sct_list_are_reported() {
+    let dir = certs_dir().join("full-chain");
+    // The client reports what came, it does not judge it: any bytes will do
+    // for the OCSP response; the SCT list must be well formed for BoringSSL
+    // (a u16-prefixed list of u16-prefixed, non-empty SCTs).
+    let sct = [0u8; 40];
+    let mut list = vec![0, 42, 0, 40];
+    list.extend_from_slice(&sct);
+    let lab = start_lab(&dir, |spec| {
+        spec.ocsp_response = Some(vec![0x30; 300]);
+        spec.sct_list = Some(list.clone());
+    });
+    let report = json_of(&quicprobe(&connect_args(&dir, lab.addr(), &[])));
+    assert_eq!(report["outcome"], "ok", "{report}");
+    assert_eq!(report["stapled"]["ocsp_response_bytes"], 300, "{report}");
+    assert_eq!(report["stapled"]["sct_list_bytes"], list.len(), "{report}");
+
+    let plain = start_lab(&dir, |_| {});
+    let report = json_of(&quicprobe(&connect_args(&dir, plain.addr(), &[])));
+    assert_eq!(report["stapled"]["ocsp_response_bytes"], Value::Null);
+    assert_eq!(report["stapled"]["sct_list_bytes"], Value::Null);
+}

@@ -135,7 +135,10 @@ fn a_rejected_0rtt_is_reported_and_the_request_still_completes_after_full_verifi
         report["session"]["early_data"],
         "rejected: the session was not resumed"
     );
-    assert_eq!(report["verdict"]["accepted"], true, "a full handshake, verified");
+    assert_eq!(
+        report["verdict"]["accepted"], true,
+        "a full handshake, verified"
+    );
     assert_eq!(report["response"]["complete"], true);
     assert_eq!(report["response"]["body_bytes"], 1000);
 }

@@ -134,3 +134,21 @@ pub(crate) fn signed_cert_timestamp_list_len(ssl: &boring::ssl::SslRef) -> Optio
     unsafe { boring_sys::SSL_get0_signed_cert_timestamp_list(ssl.as_ptr(), &mut data, &mut len) };
     (len > 0).then_some(len)
 }
+
+/// Gives a server context the SCT list to staple to its certificate
+/// (`SSL_CTX_set_signed_cert_timestamp_list`), for the lab. boring wraps no
+/// setter. False when BoringSSL finds the list malformed.
+pub fn set_signed_cert_timestamp_list(
+    builder: &mut boring::ssl::SslContextBuilder,
+    list: &[u8],
+) -> bool {
+    // SAFETY: the builder owns a live SSL_CTX; BoringSSL copies `list` (a
+    // pointer and length into our slice, valid for the call) before returning.
+    unsafe {
+        boring_sys::SSL_CTX_set_signed_cert_timestamp_list(
+            builder.as_ptr(),
+            list.as_ptr(),
+            list.len(),
+        ) == 1
+    }
+}

@@ -26,7 +26,7 @@ use serde::Serialize;
 pub use aioquic::{aioquic_verdict, openssl_error_string, AioquicCheck, AioquicVerdict};
 pub use diagnosis::{diagnose, Diagnosis, Fault};
 pub use families::{accepted_by, ClientFamily};
-pub use ffi::{boringssl_alert_for, verify_error_string};
+pub use ffi::{boringssl_alert_for, set_signed_cert_timestamp_list, verify_error_string};
 pub use hook::{
     checked_chain, install, set_peer_name, AlertStyle, CheckedChain, OnReject, Policy, Stapled,
     VerdictSlot,
