@@ -72,6 +72,49 @@ pub struct ConnectArgs {
     #[arg(value_name = "TARGET", required = true)]
     pub targets: Vec<String>,
     #[command(flatten)]
+    pub conn: ConnectionOptions,
+    /// Give up on a handshake after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub timeout: f64,
+    /// How the handshake trace is printed.
+    #[arg(long, value_enum, default_value_t = crate::trace::TraceStyle::Native)]
+    pub trace_style: crate::trace::TraceStyle,
+    /// Print the outcome as JSON instead of the trace: one object per line, one
+    /// line per connection (JSON Lines); with --repeat, one summary object.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write each connection's JSON outcome (as --json prints it) to
+    /// FILE, one per line, whatever the trace style: one connection gives
+    /// both a trace to read and the fields to compare.
+    #[arg(long, value_name = "FILE")]
+    pub json_file: Option<PathBuf>,
+    /// Make N connections to each target.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub repeat: usize,
+    /// Keep up to K connections in flight at once.
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    pub concurrency: usize,
+    /// When the chain is rejected for a missing issuer, fetch it from the
+    /// leaf's AIA caIssuers URL (plain http only, 2 s, 64 KiB) as .NET,
+    /// Windows and Chrome do, and report whether they would connect. The
+    /// connection stays rejected.
+    #[arg(long)]
+    pub aia_fetch: bool,
+    /// With --aia-fetch, connect to ADDR (ip:port) for the AIA URL whatever its
+    /// host, as curl's --connect-to; the request itself is unchanged.
+    #[arg(long, value_name = "ADDR", requires = "aia_fetch")]
+    pub aia_connect_to: Option<std::net::SocketAddr>,
+    /// After the handshake (and the request), keep the connection open and
+    /// idle for up to SECS seconds before closing it, to see how the server
+    /// ends idle connections (its idle timeout).
+    #[arg(long, value_name = "SECS")]
+    pub hold: Option<f64>,
+}
+
+/// How to reach a server and what to check, shared by `connect` and `get`.
+#[derive(Debug, Args, Clone)]
+pub struct ConnectionOptions {
+    #[command(flatten)]
     pub trust: TrustArgs,
     /// Dial ADDR for HOST:PORT, as curl's --resolve HOST:PORT:ADDR[,ADDR]...
     /// (the next address is tried when one refuses).
@@ -102,24 +145,9 @@ pub struct ConnectArgs {
     /// X25519MLKEM768, whose ClientHello needs two Initial datagrams.
     #[arg(long, value_name = "LIST")]
     pub curves: Option<String>,
-    /// Give up on a handshake after this many seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
-    pub timeout: f64,
     /// The QUIC idle timeout offered to the server, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub idle_timeout: f64,
-    /// How the handshake trace is printed.
-    #[arg(long, value_enum, default_value_t = crate::trace::TraceStyle::Native)]
-    pub trace_style: crate::trace::TraceStyle,
-    /// Print the outcome as JSON instead of the trace: one object per line, one
-    /// line per connection (JSON Lines); with --repeat, one summary object.
-    #[arg(long)]
-    pub json: bool,
-    /// Also write each connection's JSON outcome (as --json prints it) to
-    /// FILE, one per line, whatever the trace style: one connection gives
-    /// both a trace to read and the fields to compare.
-    #[arg(long, value_name = "FILE")]
-    pub json_file: Option<PathBuf>,
     /// Append TLS secrets in NSS key log format (SSLKEYLOGFILE is honoured too).
     #[arg(long, value_name = "FILE")]
     pub keylog: Option<PathBuf>,
@@ -134,12 +162,6 @@ pub struct ConnectArgs {
     /// the summary and the JSON still say what verification said.
     #[arg(short = 'k', long)]
     pub insecure: bool,
-    /// Make N connections to each target.
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub repeat: usize,
-    /// Keep up to K connections in flight at once.
-    #[arg(long, value_name = "K", default_value_t = 1)]
-    pub concurrency: usize,
     /// Resume TLS sessions: offer the ticket FILE holds (saved by an earlier
     /// run for the same host and port, after a strictly verified handshake)
     /// and save the one this connection gets.
@@ -149,21 +171,6 @@ pub struct ConnectArgs {
     /// says whether the server accepted it.
     #[arg(long, requires = "session_file")]
     pub early_data: bool,
-    /// When the chain is rejected for a missing issuer, fetch it from the
-    /// leaf's AIA caIssuers URL (plain http only, 2 s, 64 KiB) as .NET,
-    /// Windows and Chrome do, and report whether they would connect. The
-    /// connection stays rejected.
-    #[arg(long)]
-    pub aia_fetch: bool,
-    /// With --aia-fetch, connect to ADDR (ip:port) for the AIA URL whatever its
-    /// host, as curl's --connect-to; the request itself is unchanged.
-    #[arg(long, value_name = "ADDR", requires = "aia_fetch")]
-    pub aia_connect_to: Option<std::net::SocketAddr>,
-    /// After the handshake (and the request), keep the connection open and
-    /// idle for up to SECS seconds before closing it, to see how the server
-    /// ends idle connections (its idle timeout).
-    #[arg(long, value_name = "SECS")]
-    pub hold: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -14,7 +14,7 @@ use quicprobe_verifier::{
 use serde_json::json;
 
 use crate::aia::{run_aia_check, FetchSettings};
-use crate::cli::{AlertStyleArg, ConnectArgs};
+use crate::cli::{AlertStyleArg, ConnectArgs, ConnectionOptions};
 use crate::event_loop::{self, Job};
 use crate::handshake::install_message_callback;
 use crate::outcome::{Outcome, OutcomeKind};
@@ -122,44 +122,9 @@ pub fn quic_config(setup: &ClientSetup) -> Result<(quiche::Config, VerdictSlot),
 /// final line.
 pub fn run(args: &ConnectArgs, quiet: bool) -> Result<ConnectOutput, ConnectError> {
     let jobs = jobs(args)?;
-    let trust = Arc::new(load_trust(&args.trust)?);
-    let keylog = args
-        .keylog
-        .clone()
-        .or_else(|| std::env::var_os("SSLKEYLOGFILE").map(PathBuf::from));
-    let setup = ClientSetup {
-        trust: trust.clone(),
-        alert_style: alert_style(args),
-        alpns: args.alpn.clone(),
-        idle_timeout: seconds(args.idle_timeout)?,
-        keylog: keylog.is_some(),
-        insecure: args.insecure,
-        curves: args.curves.clone(),
-        early_data: args.early_data,
-    };
-    if args.insecure {
-        warn_insecure();
-    }
-    let settings = ProbeSettings {
-        alpns: args.alpn.clone(),
-        sni: args.sni.clone(),
-        timeout: seconds(args.timeout)?,
-        keylog,
-        qlog_dir: args
-            .qlog_dir
-            .clone()
-            .or_else(|| std::env::var_os("QLOGDIR").map(PathBuf::from)),
-        insecure: args.insecure,
-        idle_timeout: setup.idle_timeout,
-        hold: args.hold.map(seconds).transpose()?,
-        session_file: args.session_file.clone(),
-        early_data: args.early_data,
-        local_ports: args.local_port,
-    };
-    if let Some(dir) = &settings.qlog_dir {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| ConnectError::Setup(format!("{}: {e}", dir.display())))?;
-    }
+    let (setup, mut settings) = prepare(&args.conn, args.trace_style, seconds(args.timeout)?)?;
+    settings.hold = args.hold.map(seconds).transpose()?;
+    let trust = setup.trust.clone();
     let started = Instant::now();
     let outcomes = run_jobs(jobs, args.concurrency, &setup, &settings)?;
     let wall = started.elapsed();
@@ -249,11 +214,7 @@ fn jobs(args: &ConnectArgs) -> Result<Vec<Job>, ConnectError> {
             "--repeat and --concurrency must be at least 1".into(),
         ));
     }
-    let addressing = Addressing {
-        resolve: args.resolve.clone(),
-        connect_to: args.connect_to.clone(),
-        family: Family::from_flags(args.ipv4, args.ipv6),
-    };
+    let addressing = addressing(&args.conn);
     let mut jobs = Vec::new();
     for text in &args.targets {
         let target = Target::parse(text)?;
@@ -271,20 +232,78 @@ fn jobs(args: &ConnectArgs) -> Result<Vec<Job>, ConnectError> {
 
 /// Said once per run on stderr, even with -q (not through the logger, which
 /// -q silences): `--insecure` never goes quietly.
-pub fn warn_insecure() {
+fn warn_insecure() {
     eprintln!(
         "quicprobe: WARNING: --insecure: certificate verification failures will NOT stop \
          the connection (each one is still reported)"
     );
 }
 
+/// The client side of a run from the shared options: trust, TLS, QUIC and
+/// per-connection settings. Warns about `--insecure` and makes the qlog
+/// directory; `timeout` is the command's own.
+pub fn prepare(
+    conn: &ConnectionOptions,
+    trace_style: TraceStyle,
+    timeout: Duration,
+) -> Result<(ClientSetup, ProbeSettings), ConnectError> {
+    let trust = Arc::new(load_trust(&conn.trust)?);
+    let keylog = conn
+        .keylog
+        .clone()
+        .or_else(|| std::env::var_os("SSLKEYLOGFILE").map(PathBuf::from));
+    let setup = ClientSetup {
+        trust,
+        alert_style: alert_style(conn, trace_style),
+        alpns: conn.alpn.clone(),
+        idle_timeout: seconds(conn.idle_timeout)?,
+        keylog: keylog.is_some(),
+        insecure: conn.insecure,
+        curves: conn.curves.clone(),
+        early_data: conn.early_data,
+    };
+    if conn.insecure {
+        warn_insecure();
+    }
+    let settings = ProbeSettings {
+        alpns: conn.alpn.clone(),
+        sni: conn.sni.clone(),
+        timeout,
+        keylog,
+        qlog_dir: conn
+            .qlog_dir
+            .clone()
+            .or_else(|| std::env::var_os("QLOGDIR").map(PathBuf::from)),
+        insecure: conn.insecure,
+        idle_timeout: setup.idle_timeout,
+        hold: None,
+        session_file: conn.session_file.clone(),
+        early_data: conn.early_data,
+        local_ports: conn.local_port,
+    };
+    if let Some(dir) = &settings.qlog_dir {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| ConnectError::Setup(format!("{}: {e}", dir.display())))?;
+    }
+    Ok((setup, settings))
+}
+
+/// `--resolve`, `--connect-to`, `-4`/`-6`.
+pub fn addressing(conn: &ConnectionOptions) -> Addressing {
+    Addressing {
+        resolve: conn.resolve.clone(),
+        connect_to: conn.connect_to.clone(),
+        family: Family::from_flags(conn.ipv4, conn.ipv6),
+    }
+}
+
 /// `--alert-style`, or aioquic's when the trace is to read like aioquic's.
-fn alert_style(args: &ConnectArgs) -> AlertStyle {
-    match args.alert_style {
+fn alert_style(conn: &ConnectionOptions, trace_style: TraceStyle) -> AlertStyle {
+    match conn.alert_style {
         Some(AlertStyleArg::Strict) => AlertStyle::Strict,
         Some(AlertStyleArg::Aioquic) => AlertStyle::Aioquic,
         Some(AlertStyleArg::Boringssl) => AlertStyle::Boringssl,
-        None if args.trace_style == TraceStyle::Aioquic => AlertStyle::Aioquic,
+        None if trace_style == TraceStyle::Aioquic => AlertStyle::Aioquic,
         None => AlertStyle::Strict,
     }
 }

@@ -6,22 +6,18 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
 
 use clap::Args;
 
-use crate::cli::TrustArgs;
+use crate::cli::ConnectionOptions;
 use crate::connect_cmd::{
-    explain_chains, overall_exit_code, run_jobs, seconds, warn_insecure, ClientSetup, ConnectError,
+    addressing, explain_chains, overall_exit_code, prepare, run_jobs, seconds, ConnectError,
 };
 use crate::event_loop::Job;
 use crate::outcome::{Outcome, OutcomeKind};
-use crate::probe::ProbeSettings;
 use crate::request::{RequestSpec, SinkSpec};
-use crate::target::{Addressing, ConnectTo, Family, ResolveEntry, Target};
+use crate::target::Target;
 use crate::trace::{self, TraceStyle};
-use crate::trust::load_trust;
 
 #[derive(Debug, Args)]
 pub struct GetArgs {
@@ -29,7 +25,7 @@ pub struct GetArgs {
     #[arg(value_name = "URL", required = true)]
     pub urls: Vec<String>,
     #[command(flatten)]
-    pub trust: TrustArgs,
+    pub conn: ConnectionOptions,
     /// Write the body of the Nth URL to the Nth FILE, as curl's -o.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Vec<PathBuf>,
@@ -57,30 +53,9 @@ pub struct GetArgs {
     /// Write the response's status and header fields before its body, as curl's -i.
     #[arg(short = 'i', long = "include")]
     pub include: bool,
-    /// Dial ADDR for HOST:PORT, as curl's --resolve.
-    #[arg(long, value_name = "HOST:PORT:ADDR")]
-    pub resolve: Vec<ResolveEntry>,
-    /// Connect to HOST2:PORT2 for HOST:PORT, as curl's --connect-to.
-    #[arg(long, value_name = "HOST:PORT:HOST2:PORT2")]
-    pub connect_to: Vec<ConnectTo>,
-    /// Dial IPv4 addresses only.
-    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
-    pub ipv4: bool,
-    /// Dial IPv6 addresses only.
-    #[arg(short = '6', long = "ipv6")]
-    pub ipv6: bool,
-    /// ALPNs to offer, comma-separated: h3, hq-interop, or any other for raw streams.
-    #[arg(long, value_name = "LIST", default_value = "h3", value_delimiter = ',')]
-    pub alpn: Vec<String>,
-    /// Key exchange groups to offer, colon-separated, as curl's --curves.
-    #[arg(long, value_name = "LIST")]
-    pub curves: Option<String>,
     /// Give up when the handshake, or then the responses, take longer than this.
     #[arg(long, value_name = "SECS", default_value_t = 60.0)]
     pub timeout: f64,
-    /// Go on even when the chain is rejected, as curl -k does; loud.
-    #[arg(short = 'k', long)]
-    pub insecure: bool,
     /// Print one JSON outcome per connection instead of the bodies (use -o for them).
     #[arg(long)]
     pub json: bool,
@@ -90,38 +65,9 @@ pub struct GetArgs {
 /// errors to stderr. Returns the exit code.
 pub fn run(args: &GetArgs, verbose: bool, out: &mut dyn Write) -> Result<u8, ConnectError> {
     let targets = plan(args)?;
-    let trust = Arc::new(load_trust(&args.trust)?);
-    let setup = ClientSetup {
-        trust: trust.clone(),
-        alert_style: Default::default(),
-        alpns: args.alpn.clone(),
-        idle_timeout: Duration::from_secs(30),
-        keylog: false,
-        insecure: args.insecure,
-        curves: args.curves.clone(),
-        early_data: false,
-    };
-    if args.insecure {
-        warn_insecure();
-    }
-    let settings = ProbeSettings {
-        alpns: args.alpn.clone(),
-        sni: None,
-        timeout: seconds(args.timeout)?,
-        keylog: None,
-        qlog_dir: None,
-        insecure: args.insecure,
-        idle_timeout: setup.idle_timeout,
-        hold: None,
-        session_file: None,
-        early_data: false,
-        local_ports: None,
-    };
-    let addressing = Addressing {
-        resolve: args.resolve.clone(),
-        connect_to: args.connect_to.clone(),
-        family: Family::from_flags(args.ipv4, args.ipv6),
-    };
+    let (setup, settings) = prepare(&args.conn, TraceStyle::Native, seconds(args.timeout)?)?;
+    let trust = setup.trust.clone();
+    let addressing = addressing(&args.conn);
     let jobs = targets
         .into_iter()
         .map(|target| {
