@@ -94,6 +94,11 @@ impl FlightLog {
     }
 }
 
+/// What a server operator can do when the chain costs a round trip.
+const SHRINK_THE_FLIGHT: &str = "to save it, make the server's flight smaller: an ECDSA \
+    leaf and intermediates (smaller keys and signatures than RSA), a shorter chain (no root, \
+    no unneeded intermediates), or certificate compression (RFC 8879)";
+
 /// The flights of one handshake, for the trace and the JSON outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct FlightReport {
@@ -147,7 +152,7 @@ impl FlightReport {
             None => "no anti-amplification limit after Retry".to_owned(),
             Some(budget) if self.amplification_limited => format!(
                 "over the 3x anti-amplification limit ({budget} B): the server had to wait \
-                 for our next datagram, 1 extra round trip"
+                 for our next datagram, 1 extra round trip ({SHRINK_THE_FLIGHT})"
             ),
             Some(budget) => format!("within the 3x anti-amplification limit ({budget} B)"),
         };
@@ -252,6 +257,7 @@ mod tests {
         assert!(report.amplification_limited);
         assert_eq!(report.round_trips, 2);
         assert!(report.describe().contains("1 extra round trip"));
+        assert!(report.describe().contains("an ECDSA leaf"));
     }
 
     #[test]

@@ -231,7 +231,8 @@ fn the_rsa4096_chain_succeeds_and_the_flights_show_the_amplification_limit() {
     assert!(
         text.contains("our first flight 1200 B in 1 datagram")
             && text.contains("over the 3x anti-amplification limit (3600 B)")
-            && text.contains("1 extra round trip; 2 round trips"),
+            && text.contains("1 extra round trip (to save it, make the server's flight smaller")
+            && text.contains("2 round trips to the server's Finished"),
         "{text}"
     );
 }
