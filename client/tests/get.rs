@@ -218,3 +218,21 @@ fn a_rejected_chain_gets_no_request_and_bad_usage_is_one_line() {
         assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn a_256_mib_hq_interop_download_from_msquic_matches_byte_for_byte() {
+    const SIZE: usize = 256 * 1024 * 1024;
+    let full = scenario("full-chain");
+    let chain = full.join("chain.pem").display().to_string();
+    let key = full.join("key.pem").display().to_string();
+    let server = start_msquic(&["--cert", &chain, "--key", &key]);
+    let output = get(
+        server.port,
+        &[&format!("/{SIZE}")],
+        &["--json", "--alpn", "hq-interop"],
+    );
+    let report = json_of(&output);
+    assert_eq!(output.status.code(), Some(0), "{report}");
+    assert_eq!(report["responses"][0]["body_bytes"], SIZE);
+    assert_eq!(report["responses"][0]["body_sha256"], pattern_sha256(SIZE));
+}
