@@ -1,0 +1,341 @@
+#!/usr/bin/env python3
+"""Writes the tables of docs/benchmarks.md from bench/results.json.
+
+  render.py RESULTS DOC_IN DOC_OUT   replace every block between
+                                     <!-- bench:NAME --> and <!-- /bench:NAME -->
+  render.py --summary RESULTS        a short plain-text summary on stdout
+
+Only the text between the markers is generated; everything else in the page
+(the method, the analysis) is left as it is. A marker pair missing from the
+page, or a block name the page does not know, is an error (exit 2).
+"""
+
+import json
+import re
+import sys
+from pathlib import Path
+
+
+def num(v, unit: str = "") -> str:
+    if v is None:
+        return "—"
+    a = abs(v)
+    if float(v).is_integer() and a >= 1:
+        return f"{v:,.0f}{unit}"
+    text = f"{v:,.0f}" if a >= 100 else f"{v:.1f}" if a >= 10 else f"{v:.2f}" if a >= 0.1 else f"{v:.3f}"
+    return text + unit
+
+
+def spread(s: dict | None, unit: str = "", scale: float = 1.0) -> str:
+    if not s:
+        return "—"
+    med, lo, hi = s["median"] * scale, s["min"] * scale, s["max"] * scale
+    return f"{num(med, unit)} ({num(lo)}–{num(hi)})"
+
+
+def pct(v) -> str:
+    return "—" if v is None else f"{v * 100:.0f} %"
+
+
+def ratio_text(r: dict | None, as_percent: bool = False) -> str:
+    if not r or r.get("median") is None:
+        return "—"
+    if as_percent:
+        return f"{r['median'] * 100:.0f} % ({r['min'] * 100:.0f}–{r['max'] * 100:.0f})"
+    return f"{r['median']:.1f}× ({r['min']:.1f}–{r['max']:.1f})"
+
+
+class Doc:
+    def __init__(self, data: dict) -> None:
+        self.d = data
+        self.by_id = {e["id"]: e for e in data["results"]}
+        self.ratios = {r["id"]: r for r in data["ratios"]}
+
+    def s(self, rid: str, metric: str) -> dict | None:
+        e = self.by_id.get(rid)
+        return (e or {}).get("summary", {}).get(metric)
+
+    def ok(self, rid: str) -> str:
+        e = self.by_id.get(rid)
+        if not e:
+            return "—"
+        n = len(e["runs"])
+        return f"{n - e.get('failed_runs', 0)}/{n}"
+
+    # -- blocks
+    def machine(self) -> str:
+        m, v, st = self.d["machine"], self.d["versions"], self.d["settings"]
+        lines = [
+            f"Run of {self.d['date']}, `scripts/bench{' --quick' if self.d['mode'] == 'quick' else ''}` "
+            f"({self.d['mode']}: {st['runs']} runs of each case, {self.d['duration_seconds'] // 60} min "
+            f"{self.d['duration_seconds'] % 60} s in all).",
+            "",
+            "| machine | |",
+            "|---|---|",
+            f"| CPU | {m['cpu_model']}, {m['cores']} cores{' (virtual machine)' if m.get('virtualised') else ''} |",
+            f"| memory | {m['memory_gib']} GiB |",
+            f"| kernel | {m['kernel']} |",
+            f"| OS | {m['os']} |",
+            f"| load average at start / end | {' '.join(map(str, m['load_average_at_start']))} / "
+            f"{' '.join(map(str, m['load_average_at_end']))} |",
+            "",
+            "| software | version |",
+            "|---|---|",
+        ]
+        lines += [f"| {k} | {val} |" for k, val in v.items()]
+        return "\n".join(lines)
+
+    def targets(self) -> str:
+        lines = ["| measure | target | measured | met |", "|---|---|---|---|"]
+        for t in self.d["targets"]:
+            m = t["measured"]
+            unit = t["unit"]
+            if unit == "x":
+                measured = ", ".join(f"{num(v)}× against {k}" for k, v in m.items())
+            elif unit == "/s":
+                cpu = t.get("server_cpu_ms_per_handshake", {})
+                measured = ", ".join(f"{num(v)}/s against {k} (server CPU {num(cpu.get(k))} ms per handshake)"
+                                     for k, v in m.items())
+            else:
+                measured = ", ".join(num(v, " " + unit) for v in m.values())
+            if "share_of_raw_udp" in t:
+                measured += "; " + ", ".join(f"{pct(v)} of raw UDP ({k})" for k, v in t["share_of_raw_udp"].items())
+            met = {True: "yes", False: "**no**", None: "no figure"}[t["met"]]
+            if "share_of_raw_udp" in t and None not in m.values() and None not in t["share_of_raw_udp"].values():
+                times = all(v >= 30 for v in m.values())
+                share = all(v >= 0.5 for v in t["share_of_raw_udp"].values())
+                met += f" (30× aioquic: {'yes' if times else 'no'}; 50 % of raw UDP: {'yes' if share else 'no'})"
+            lines.append(f"| {t['measure']} | {t['target']} | {measured} | {met} |")
+        return "\n".join(lines)
+
+    def handshakes(self, case: str) -> str:
+        st = self.d["settings"]
+        clients = [("quicprobe", "quicprobe"), ("quicprobe-x25519", "quicprobe `--curves X25519`"), ("aioquic", "aioquic")]
+        lines = [
+            "| server | client | handshakes | in flight | handshakes/s | handshake ms (median of medians) | p90 ms | client CPU ms / handshake | server CPU ms / handshake | runs ok |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for server in ("lab", "msquic"):
+            for cid, label in clients:
+                rid = f"{case}/{server}/{cid}"
+                e = self.by_id.get(rid)
+                if not e:
+                    continue
+                lines.append(
+                    f"| {server} | {label} | {e['handshakes']} | {e['in_flight']} | "
+                    f"{spread(self.s(rid, 'handshakes_per_second'))} | "
+                    f"{num((self.s(rid, 'median_handshake_ms') or {}).get('median'))} | "
+                    f"{num((self.s(rid, 'p90_handshake_ms') or {}).get('median'))} | "
+                    f"{spread(self.s(rid, 'client_cpu_ms_per_handshake'))} | "
+                    f"{spread(self.s(rid, 'server_cpu_ms_per_handshake'))} | {self.ok(rid)} |")
+        lines += ["", "| ratio | median (run-by-run min–max) |", "|---|---|"]
+        for r in self.d["ratios"]:
+            if r["id"].startswith(case + "/"):
+                lines.append(f"| {r['what']} | {ratio_text(r)} |")
+        return "\n".join(lines)
+
+    def med(self, rid: str, metric: str):
+        return (self.s(rid, metric) or {}).get("median")
+
+    def sequential(self) -> str:
+        lines = []
+        for server in ("lab", "msquic"):
+            server_ms = self.med(f"sequential/{server}/quicprobe", "server_cpu_ms_per_handshake")
+            peer = self.med(f"sequential/{server}/aioquic", "handshakes_per_second")
+            client_ms = self.med(f"sequential/{server}/quicprobe", "client_cpu_ms_per_handshake")
+            if server_ms and peer and client_ms:
+                lines.append(
+                    f"- against {server}: 20× aioquic would be {num(20 * peer)}/s, {num(1000 / (20 * peer))} ms "
+                    f"per handshake for client, server and loopback together; the server alone takes "
+                    f"{num(server_ms)} ms of CPU per handshake, so even a client costing nothing would stop at "
+                    f"{num(1000 / server_ms)}/s ({num(1000 / server_ms / peer)}× aioquic). quicprobe's own CPU "
+                    f"per handshake is {num(client_ms)} ms, aioquic's "
+                    f"{num(self.med(f'sequential/{server}/aioquic', 'client_cpu_ms_per_handshake'))} ms.")
+        block = self.handshakes("sequential")
+        return block + ("\n\nBounds, from the medians above:\n\n" + "\n".join(lines) if lines else "")
+
+    def concurrent(self) -> str:
+        lines = []
+        for server in ("lab", "msquic"):
+            client_ms = self.med(f"concurrent/{server}/quicprobe", "client_cpu_ms_per_handshake")
+            if client_ms:
+                lines.append(
+                    f"- against {server}: quicprobe's one thread spends {num(client_ms)} ms of CPU per handshake, "
+                    f"so one thread tops out near {num(1000 / client_ms)}/s however idle the other core; 1500/s needs "
+                    f"≤ {num(1000 / 1500)} ms.")
+        block = self.handshakes("concurrent")
+        return block + ("\n\nBounds, from the medians above:\n\n" + "\n".join(lines) if lines else "")
+
+    def bulk(self) -> str:
+        lines = [
+            "| from | client | size | MB/s | client CPU s / GB | server CPU s / GB | share of raw UDP | runs ok |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for server in ("lab", "msquic"):
+            for client in ("quicprobe", "aioquic"):
+                rid = f"bulk/{server}/{client}"
+                e = self.by_id.get(rid)
+                if not e:
+                    continue
+                share = self.ratios.get(f"bulk/{server}/{client}-share-of-raw-udp")
+                lines.append(
+                    f"| {server} | {client} | {mib(e['bytes'])} | {spread(self.s(rid, 'mb_per_s'))} | "
+                    f"{spread(self.s(rid, 'client_cpu_s_per_gb'))} | {spread(self.s(rid, 'server_cpu_s_per_gb'))} | "
+                    f"{ratio_text(share, as_percent=True)} | {self.ok(rid)} |")
+        rid = "bulk/raw-udp/iperf3"
+        e = self.by_id.get(rid)
+        if e:
+            lines.append(
+                f"| loopback | raw UDP (iperf3 -u, {e['datagram_bytes']} B datagrams, {e['seconds']} s) | — | "
+                f"{spread(self.s(rid, 'mb_per_s'))} received (sent {num((self.s(rid, 'sent_mb_per_s') or {}).get('median'))}, "
+                f"lost {num((self.s(rid, 'lost_percent') or {}).get('median'))} %) | "
+                f"{spread(self.s(rid, 'client_cpu_s_per_gb'))} (sender) | — | 100 % | {self.ok(rid)} |")
+        lines += ["", "| ratio | median (run-by-run min–max) |", "|---|---|"]
+        for r in self.d["ratios"]:
+            if r["id"].startswith("bulk/"):
+                lines.append(f"| {r['what']} | {ratio_text(r, as_percent='share' in r['id'])} |")
+        bounds = []
+        udp = self.med("bulk/raw-udp/iperf3", "mb_per_s")
+        for server in ("lab", "msquic"):
+            c = self.med(f"bulk/{server}/quicprobe", "client_cpu_s_per_gb")
+            sv = self.med(f"bulk/{server}/quicprobe", "server_cpu_s_per_gb")
+            peer = self.med(f"bulk/{server}/aioquic", "mb_per_s")
+            if c and sv and peer:
+                bounds.append(
+                    f"- from {server}: quicprobe's CPU per GB alone caps it near {num(1000 / c)} MB/s, the server's "
+                    f"near {num(1000 / sv)} MB/s (each has one core of the two, and the kernel's loopback work is "
+                    f"charged to both); 30× aioquic would be {num(30 * peer)} MB/s"
+                    + (f", {num(30 * peer / udp)}× the raw UDP goodput of {num(udp)} MB/s." if udp else "."))
+        if bounds:
+            lines += ["", "Bounds, from the medians above:", ""] + bounds
+        return "\n".join(lines)
+
+    def memory(self) -> str:
+        n = self.d["settings"]["idle_connections"]
+        lines = ["| connections held idle | VmRSS KiB | RssAnon KiB | open fds | runs ok |", "|---|---|---|---|---|"]
+        for count in (1, n):
+            rid = f"memory/lab/quicprobe-{count}"
+            lines.append(f"| {count} | {spread(self.s(rid, 'vmrss_kib'))} | {spread(self.s(rid, 'rss_anon_kib'))} | "
+                         f"{num((self.s(rid, 'open_fds') or {}).get('median'))} | {self.ok(rid)} |")
+        rid = "memory/lab/quicprobe-per-connection"
+        lines += ["", f"**Per idle connection: {spread(self.s(rid, 'kib_per_connection'), ' KiB')}** "
+                      f"(anonymous memory only: {spread(self.s(rid, 'anon_kib_per_connection'), ' KiB')}), "
+                      f"= (VmRSS with {n} held − VmRSS with 1 held) / {n - 1}, run by run."]
+        return "\n".join(lines)
+
+    def verifier(self) -> str:
+        lines = [
+            "| chain | quicprobe `verify` µs | quicprobe `analyse` µs | aioquic µs | aioquic / quicprobe `verify` |",
+            "|---|---|---|---|---|",
+        ]
+        names = {"ecdsa-p256-3-certs": "ECDSA P-256: leaf + intermediate sent, root trusted (`full-chain`)",
+                 "rsa4096-5-certs": "RSA-4096: leaf + 3 intermediates sent, root trusted (`rsa4096-chain`)"}
+        for label, name in names.items():
+            lines.append(
+                f"| {name} | {spread(self.s(f'verifier/{label}/quicprobe-verify', 'us'))} | "
+                f"{spread(self.s(f'verifier/{label}/quicprobe-analyse', 'us'))} | "
+                f"{spread(self.s(f'verifier/{label}/aioquic', 'us'))} | "
+                f"{ratio_text(self.ratios.get(f'verifier/{label}/aioquic-vs-quicprobe'))} |")
+        floor = [f"{label} {spread(self.s(f'verifier/{label}/one-signature', 'us'), ' µs')}"
+                 for label in ("ecdsa-p256", "rsa4096")]
+        lines += ["", "The floor, one certificate signature checked by BoringSSL: " + "; ".join(floor) + "."]
+        return "\n".join(lines)
+
+    def ratios_block(self) -> str:
+        lines = ["| ratio | median (run-by-run min–max) |", "|---|---|"]
+        for r in self.d["ratios"]:
+            lines.append(f"| {r['what']} | {ratio_text(r, as_percent='share' in r['id'])} |")
+        return "\n".join(lines)
+
+    def profiles(self) -> str:
+        p = self.d.get("profiles") or {}
+        if not p.get("profiles"):
+            return p.get("note", "No profile in this run (profile pending).")
+        out = [p.get("method", "") + ".", ""]
+        for prof in p["profiles"]:
+            if prof.get("error"):
+                out += [f"`{prof['case']}`: perf failed: {prof['error']}", ""]
+                continue
+            out += [f"**{prof['case']}** ({prof['samples']} samples; `{prof['command']}`)", "",
+                    "| where | % of the client's CPU |", "|---|---|"]
+            out += [f"| {g['group']} | {g['percent']:.1f} |" for g in prof["groups"] if g["percent"] >= 1.0]
+            out += ["", "<details><summary>top symbols</summary>", "", "| % | object | symbol |", "|---|---|---|"]
+            out += [f"| {t['percent']:.1f} | {t['dso']} | `{t['symbol'].replace('|', '¦')}` |" for t in prof["top"][:12]]
+            out += ["", "</details>", ""]
+        return "\n".join(out).rstrip()
+
+    def commands(self) -> str:
+        lines = ["```sh", "# servers"]
+        lines += [f"{name}: {cmd}" for name, cmd in self.d.get("servers", {}).items()]
+        seen = set()
+        for e in self.d["results"]:
+            for key in ("server_command",):
+                if e.get(key) and e[key] not in seen:
+                    seen.add(e[key])
+                    lines.append(f"{e['id'].split('/')[0]} server: {e[key]}")
+        lines.append("# clients (ports change from run to run)")
+        for e in self.d["results"]:
+            if e["command"] not in seen:
+                seen.add(e["command"])
+                lines.append(f"{e['id']}: {e['command']}")
+        lines.append("```")
+        return "\n".join(lines)
+
+
+def mib(n: int) -> str:
+    return f"{n >> 30} GiB" if n >= 1 << 30 else f"{n >> 20} MiB"
+
+
+BLOCKS = {
+    "machine": Doc.machine,
+    "targets": Doc.targets,
+    "sequential": Doc.sequential,
+    "concurrent": Doc.concurrent,
+    "bulk": Doc.bulk,
+    "memory": Doc.memory,
+    "verifier": Doc.verifier,
+    "ratios": Doc.ratios_block,
+    "profiles": Doc.profiles,
+    "commands": Doc.commands,
+}
+MARKER = re.compile(r"(<!-- bench:(\w+) -->\n)(.*?)(<!-- /bench:\2 -->)", re.S)
+
+
+def render(data: dict, text: str) -> str:
+    doc = Doc(data)
+    found = set()
+
+    def replace(m: re.Match) -> str:
+        name = m.group(2)
+        if name not in BLOCKS:
+            sys.exit(f"render.py: unknown block {name!r}")
+        found.add(name)
+        return m.group(1) + BLOCKS[name](doc).rstrip() + "\n" + m.group(4)
+
+    text = MARKER.sub(replace, text)
+    missing = set(BLOCKS) - found
+    if missing:
+        print(f"render.py: the page has no block for: {', '.join(sorted(missing))}", file=sys.stderr)
+        sys.exit(2)
+    return text
+
+
+def summary(data: dict) -> str:
+    doc = Doc(data)
+    lines = [f"{data['mode']} run of {data['date']}, {data['duration_seconds']} s", doc.targets()]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--summary":
+        print(summary(json.loads(Path(sys.argv[2]).read_text())))
+        return
+    if len(sys.argv) != 4:
+        sys.exit("usage: render.py RESULTS DOC_IN DOC_OUT | render.py --summary RESULTS")
+    data = json.loads(Path(sys.argv[1]).read_text())
+    text = render(data, Path(sys.argv[2]).read_text())
+    Path(sys.argv[3]).write_text(text)
+
+
+if __name__ == "__main__":
+    main()
