@@ -120,19 +120,11 @@ fn play(act: &Act) -> Result<(Outcome, Vec<String>), ConnectError> {
         curves: None,
         early_data: false,
     };
-    let settings = ProbeSettings {
-        alpns: setup.alpns.clone(),
-        sni: None,
-        timeout: Duration::from_secs(10),
-        keylog: None,
-        qlog_dir: None,
-        insecure: false,
-        idle_timeout: Duration::from_secs(30),
-        hold: None,
-        session_file: None,
-        early_data: false,
-        local_ports: None,
-    };
+    let settings = ProbeSettings::plain(
+        setup.alpns.clone(),
+        Duration::from_secs(10),
+        setup.idle_timeout,
+    );
     let job = Job::new(target, lab.addr());
     let outcomes = run_jobs(vec![job], 1, &setup, &settings)?;
     let outcome = explain_chains(outcomes, &trust)

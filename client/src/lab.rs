@@ -306,6 +306,35 @@ struct PendingBody {
     unsent_status: Option<u16>,
 }
 
+/// A request the lab is about to answer.
+struct Answered {
+    peer: SocketAddr,
+    alpn: &'static str,
+    path: String,
+    /// The h3 status; hq-interop (HTTP/0.9) has none.
+    status: Option<u16>,
+}
+
+impl Answered {
+    /// Logs the request and hands back the response waiting to be sent.
+    fn announce(self, body: Body, on_event: &mut dyn FnMut(LabEvent)) -> PendingBody {
+        let event = LabEvent::Request {
+            peer: self.peer,
+            alpn: self.alpn.into(),
+            path: self.path,
+            status: self.status.unwrap_or(200),
+            body_bytes: body.len(),
+        };
+        log::info!("lab: {event}");
+        on_event(event);
+        PendingBody {
+            body,
+            written: 0,
+            unsent_status: self.status,
+        }
+    }
+}
+
 /// A response body: a few fixed bytes, or the pattern, made as it is sent
 /// so that a 1 GiB body costs no memory.
 enum Body {
@@ -701,23 +730,13 @@ fn serve_h3(
                     .map(|h| String::from_utf8_lossy(h.value()).into_owned())
                     .unwrap_or_default();
                 let (status, body) = h3_response(&path);
-                let event = LabEvent::Request {
+                let request = Answered {
                     peer,
-                    alpn: "h3".into(),
+                    alpn: "h3",
                     path,
-                    status,
-                    body_bytes: body.len(),
+                    status: Some(status),
                 };
-                log::info!("lab: {event}");
-                on_event(event);
-                pending.insert(
-                    stream_id,
-                    PendingBody {
-                        body,
-                        written: 0,
-                        unsent_status: Some(status),
-                    },
-                );
+                pending.insert(stream_id, request.announce(body, on_event));
             }
             Ok(_) => {}
             Err(quiche::h3::Error::Done) => break,
@@ -803,23 +822,13 @@ fn serve_hq(
                     .filter(|n| *n <= MAX_BODY)
                     .unwrap_or(0),
             );
-            let event = LabEvent::Request {
+            let request = Answered {
                 peer,
-                alpn: "hq-interop".into(),
+                alpn: "hq-interop",
                 path,
-                status: 200,
-                body_bytes: body.len(),
+                status: None,
             };
-            log::info!("lab: {event}");
-            on_event(event);
-            pending.insert(
-                stream_id,
-                PendingBody {
-                    body,
-                    written: 0,
-                    unsent_status: None,
-                },
-            );
+            pending.insert(stream_id, request.announce(body, on_event));
         }
     }
     pending.retain(|stream_id, body| loop {

@@ -47,6 +47,26 @@ pub struct ProbeSettings {
     pub local_ports: Option<(u16, u16)>,
 }
 
+impl ProbeSettings {
+    /// A handshake with every option off: no SNI override, no key log or
+    /// qlog, strict, no hold, no session, any local port.
+    pub fn plain(alpns: Vec<String>, timeout: Duration, idle_timeout: Duration) -> Self {
+        Self {
+            alpns,
+            sni: None,
+            timeout,
+            keylog: None,
+            qlog_dir: None,
+            insecure: false,
+            idle_timeout,
+            hold: None,
+            session_file: None,
+            early_data: false,
+            local_ports: None,
+        }
+    }
+}
+
 /// A connection attempt in flight or finished.
 pub struct Probe {
     pub target: Target,

@@ -141,19 +141,11 @@ fn probe_settings(args: &ScanArgs) -> Result<ProbeSettings, ScanError> {
                 args.timeout
             ))
         })?;
-    Ok(ProbeSettings {
-        alpns: args.alpn.clone(),
-        sni: None,
+    Ok(ProbeSettings::plain(
+        args.alpn.clone(),
         timeout,
-        keylog: None,
-        qlog_dir: None,
-        insecure: false,
-        idle_timeout: IDLE_TIMEOUT,
-        hold: None,
-        session_file: None,
-        early_data: false,
-        local_ports: None,
-    })
+        IDLE_TIMEOUT,
+    ))
 }
 
 /// Feeds the event loop from the targets file and the resolver pool, and

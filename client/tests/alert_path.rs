@@ -26,19 +26,11 @@ fn close_seen_by_server(on_reject: OnReject) -> (bool, u64, String) {
         quiche::Config::with_boring_ssl_ctx_builder(quiche::PROTOCOL_VERSION, builder).unwrap();
     config.set_application_protos(&[b"h3"]).unwrap();
     config.set_max_idle_timeout(5_000);
-    let settings = ProbeSettings {
-        alpns: vec!["h3".into()],
-        sni: None,
-        timeout: Duration::from_secs(5),
-        keylog: None,
-        qlog_dir: None,
-        insecure: false,
-        idle_timeout: Duration::from_secs(30),
-        hold: None,
-        session_file: None,
-        early_data: false,
-        local_ports: None,
-    };
+    let settings = ProbeSettings::plain(
+        vec!["h3".into()],
+        Duration::from_secs(5),
+        Duration::from_secs(30),
+    );
     let job = Job::new(
         Target::parse(&format!("localhost:{}", lab.addr().port())).unwrap(),
         lab.addr(),
