@@ -35,6 +35,10 @@ pub enum Command {
     Scan(crate::scan_cmd::ScanArgs),
     /// Make requests over QUIC, as curl does: HTTP/3 (multiplexed), hq-interop or raw streams.
     Get(crate::get_cmd::GetArgs),
+    /// Relay UDP on loopback between clients and one server, making the path
+    /// bad on purpose (loss, reordering, duplication, delay, corruption,
+    /// truncation, a black hole), reproducibly from a seed.
+    Impair(crate::impair_cmd::ImpairArgs),
 }
 
 /// Where the trusted roots come from; the system bundle when neither is given.

@@ -15,6 +15,8 @@ pub mod fingerprint;
 pub mod flights;
 pub mod get_cmd;
 pub mod handshake;
+pub mod impair;
+pub mod impair_cmd;
 pub mod lab;
 pub mod outcome;
 pub mod probe;

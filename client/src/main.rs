@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use quicprobe::cli::{Cli, Command};
-use quicprobe::{connect_cmd, demo_cmd, exit, serve_cmd, verify_cmd};
+use quicprobe::{connect_cmd, demo_cmd, exit, impair_cmd, serve_cmd, verify_cmd};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -25,6 +25,7 @@ fn main() -> ExitCode {
             quicprobe::scan_cmd::run(args, &mut std::io::stdout().lock())
                 .map(|code| (String::new(), code)),
         ),
+        Command::Impair(args) => finish(impair_cmd::run(args).map(|()| (String::new(), exit::OK))),
     };
     ExitCode::from(code)
 }
