@@ -377,12 +377,25 @@ impl Outcome {
                 response.body_bytes
             );
         }
-        match self.last_stage() {
-            None | Some(Stage::ClientHelloSent { .. }) => format!(
+        // Datagrams came back, yet no ServerHello could be read from them:
+        // the path damages or cuts them (seen under `quicprobe impair
+        // --truncate`); "nothing listens" would send the user the wrong way.
+        let unreadable_answer = self
+            .flights
+            .map(|flights| flights.server_flight)
+            .filter(|answer| answer.datagrams > 0);
+        match (self.last_stage(), unreadable_answer) {
+            (None | Some(Stage::ClientHelloSent { .. }), Some(answer)) => format!(
+                "the server answered the Initial ({} datagrams, {} bytes) but no \
+                 ServerHello could be read from them after {waited}: they arrive damaged \
+                 or cut short (a path that truncates datagrams, or an MTU under 1200 bytes)",
+                answer.datagrams, answer.bytes
+            ),
+            (None | Some(Stage::ClientHelloSent { .. }), None) => format!(
                 "no answer to the Initial after {waited}: nothing listens on UDP {} or UDP is blocked",
                 self.addr
             ),
-            Some(stage) => format!(
+            (Some(stage), _) => format!(
                 "the handshake stalled after {} ({waited})",
                 stage.name()
             ),

@@ -277,3 +277,58 @@ pub fn start_aioquic_server(name: &str, extra: &[&str]) -> PeerServer {
     }
     panic!("the aioquic server did not start: {last_error}");
 }
+
+/// Runs the quicprobe binary with `RUST_BACKTRACE=1`, so that a panic
+/// (which a test must fail on) says where it happened on stderr.
+pub fn quicprobe_with_backtrace<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_quicprobe"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("SSLKEYLOGFILE")
+        .env_remove("QLOGDIR")
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .expect("run quicprobe")
+}
+
+/// `quicprobe impair` between clients and `upstream`, listening on a port of
+/// 127.0.0.1 it picks itself (so no other test can take it first); `port`
+/// is that port. Killed when dropped; `stop_impair` stops it politely.
+pub fn start_impair(upstream: std::net::SocketAddr, flags: &[&str]) -> PeerServer {
+    let mut args = vec![
+        "impair".to_owned(),
+        "--listen".to_owned(),
+        "127.0.0.1:0".to_owned(),
+        "--upstream".to_owned(),
+        upstream.to_string(),
+    ];
+    args.extend(flags.iter().map(|s| (*s).to_owned()));
+    let binary = Path::new(env!("CARGO_BIN_EXE_quicprobe"));
+    let mut proxy = PeerServer::start(binary, &args, 0)
+        .unwrap_or_else(|error| panic!("quicprobe impair {flags:?}: {error}"));
+    proxy.port = proxy
+        .lines()
+        .iter()
+        .find_map(|line| line.strip_prefix("listening on "))
+        .and_then(|addr| addr.trim().parse::<std::net::SocketAddr>().ok())
+        .map(|addr| addr.port())
+        .expect("impair prints `listening on ADDR`");
+    proxy
+}
+
+/// Stops an impair proxy with SIGTERM; checks it exits 0 and returns the
+/// counters of its `summary:` line (clients, forwarded, dropped, ...).
+pub fn stop_impair(proxy: &mut PeerServer) -> std::collections::BTreeMap<String, u64> {
+    let status = proxy
+        .terminate()
+        .expect("impair stops within 10 s of SIGTERM");
+    assert!(status.success(), "impair exited with {status}");
+    let line = proxy
+        .next_line_with("summary:", Duration::from_secs(5))
+        .expect("impair prints a summary line when it stops");
+    line.trim_start_matches("summary:")
+        .split_whitespace()
+        .filter_map(|field| field.split_once('='))
+        .filter_map(|(name, value)| Some((name.to_owned(), value.parse().ok()?)))
+        .collect()
+}
