@@ -18,6 +18,7 @@ use std::time::Instant;
 use mio::{Events, Interest, Poll, Token, Waker};
 use quicprobe_verifier::VerdictSlot;
 
+use crate::datapath::Scratch;
 use crate::outcome::{Outcome, OutcomeKind};
 use crate::probe::{Probe, ProbeSettings};
 use crate::target::Target;
@@ -158,6 +159,7 @@ impl EventLoop {
                 active: HashMap::new(),
                 refused: HashMap::new(),
                 concurrency: concurrency.max(1),
+                scratch: Scratch::new(),
             },
             waker,
         })
@@ -209,6 +211,8 @@ struct Run {
     /// Addresses that refused, per job, before the one that answered.
     refused: HashMap<usize, Vec<SocketAddr>>,
     concurrency: usize,
+    /// The datagram buffers, lent to one probe at a time.
+    scratch: Scratch,
 }
 
 impl Run {
@@ -239,11 +243,11 @@ impl Run {
                     }
                 };
             self.poll.registry().register(
-                &mut probe.socket,
+                probe.socket_mut(),
                 Token(fed.index),
                 Interest::READABLE,
             )?;
-            probe.step();
+            probe.step(&mut self.scratch);
             self.active.insert(fed.index, (probe, fed));
         }
         Ok(())
@@ -285,7 +289,7 @@ impl Run {
     fn recv_ready(&mut self, slot: &VerdictSlot) {
         for event in &self.events {
             if let Some((probe, _)) = self.active.get_mut(&event.token().0) {
-                probe.recv_all(slot);
+                probe.recv_all(slot, &mut self.scratch);
             }
         }
     }
@@ -298,7 +302,7 @@ impl Run {
 
     fn flush_sends(&mut self) {
         for (probe, _) in self.active.values_mut() {
-            probe.step();
+            probe.step(&mut self.scratch);
         }
     }
 
@@ -315,7 +319,7 @@ impl Run {
             let Some((mut probe, fed)) = self.active.remove(&index) else {
                 continue;
             };
-            self.poll.registry().deregister(&mut probe.socket)?;
+            self.poll.registry().deregister(probe.socket_mut())?;
             let Some(mut outcome) = probe.take_outcome() else {
                 continue;
             };

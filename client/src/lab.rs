@@ -22,9 +22,10 @@ use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::alerts;
+use crate::datapath::{self, Batch, DatagramSource, Datapath, Scratch};
 
 /// The largest UDP payload the lab sends or expects.
-const MAX_DATAGRAM: usize = 1350;
+const MAX_DATAGRAM: usize = datapath::MAX_UDP_PAYLOAD;
 /// How often the loop looks at the stop flag when nothing else happens.
 const STOP_CHECK: Duration = Duration::from_millis(50);
 /// Bodies larger than this are refused, so a request cannot exhaust memory.
@@ -267,7 +268,7 @@ pub fn spawn(spec: LabSpec) -> Result<LabHandle, LabError> {
 /// The server itself: one UDP socket, every client connection on it.
 pub struct LabServer {
     poll: Poll,
-    socket: UdpSocket,
+    datapath: Datapath,
     local: SocketAddr,
     config: quiche::Config,
     retry: bool,
@@ -388,10 +389,11 @@ impl LabServer {
             source,
         })?;
         let poll = Poll::new()?;
-        let local = socket.local_addr()?;
+        let datapath = Datapath::new(socket)?;
+        let local = datapath.local_addr()?;
         let mut server = Self {
             poll,
-            socket,
+            datapath,
             local,
             config,
             retry: spec.retry,
@@ -399,10 +401,11 @@ impl LabServer {
             token_key: random_hmac_key()?,
             connections: HashMap::new(),
         };
-        server
-            .poll
-            .registry()
-            .register(&mut server.socket, SOCKET, Interest::READABLE)?;
+        server.poll.registry().register(
+            server.datapath.socket_mut(),
+            SOCKET,
+            Interest::READABLE,
+        )?;
         Ok(server)
     }
 
@@ -418,6 +421,7 @@ impl LabServer {
         on_event: &mut dyn FnMut(LabEvent),
     ) -> Result<(), LabError> {
         let mut events = Events::with_capacity(64);
+        let mut scratch = Scratch::new();
         while !stop.load(Ordering::SeqCst) {
             let timeout = self
                 .next_timeout()
@@ -427,8 +431,8 @@ impl LabServer {
                 other => other?,
             }
             self.fire_timers();
-            self.recv_all(on_event)?;
-            self.flush_sends();
+            self.recv_all(&mut scratch, on_event)?;
+            self.flush_sends(&mut scratch);
             self.collect_closed(on_event);
         }
         Ok(())
@@ -449,17 +453,23 @@ impl LabServer {
         }
     }
 
-    fn recv_all(&mut self, on_event: &mut dyn FnMut(LabEvent)) -> Result<(), LabError> {
-        let mut buf = vec![0u8; 65535];
+    /// Reads every datagram waiting, a batch per system call.
+    fn recv_all(
+        &mut self,
+        scratch: &mut Scratch,
+        on_event: &mut dyn FnMut(LabEvent),
+    ) -> Result<(), LabError> {
         loop {
-            let (len, from) = match self.socket.recv_from(&mut buf) {
-                Ok(received) => received,
+            let filled = match self.datapath.recv_batch(scratch) {
+                Ok(filled) => filled,
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 // An ICMP error from an earlier send: not fatal to a server.
                 Err(error) if error.kind() == io::ErrorKind::ConnectionRefused => continue,
                 Err(error) => return Err(error.into()),
             };
-            self.handle_datagram(&mut buf[..len], from, on_event);
+            for (from, datagram) in scratch.received(filled) {
+                self.handle_datagram(datagram, from, on_event);
+            }
         }
     }
 
@@ -594,32 +604,22 @@ impl LabServer {
         context.sign().as_ref()[..32].to_vec()
     }
 
-    fn flush_sends(&mut self) {
-        let mut out = [0u8; MAX_DATAGRAM];
-        let mut datagrams = Vec::new();
+    /// Sends what every connection has to send, datagrams of one size
+    /// together in one GSO send.
+    fn flush_sends(&mut self, scratch: &mut Scratch) {
+        let max_segments = self.datapath.max_segments();
         for connection in self.connections.values_mut() {
-            loop {
-                match connection.conn.send(&mut out) {
-                    Ok((len, info)) => datagrams.push((out[..len].to_vec(), info.to)),
-                    Err(quiche::Error::Done) => break,
-                    Err(error) => {
-                        log::debug!("lab: {}: send: {error}", connection.peer);
-                        let _ = connection.conn.close(false, 0x1, b"send failed");
-                        break;
-                    }
-                }
-            }
-        }
-        for (datagram, to) in datagrams {
-            self.send_datagram(&datagram, to);
+            let mut source = LabSource {
+                connection,
+                datapath: &self.datapath,
+            };
+            datapath::send_all(&mut source, scratch, max_segments);
         }
     }
 
+    /// A Retry or a version negotiation: one datagram.
     fn send_datagram(&self, datagram: &[u8], to: SocketAddr) {
-        if let Err(error) = self.socket.send_to(datagram, to) {
-            // A full socket buffer loses this datagram; QUIC recovers.
-            log::debug!("lab: {to}: send_to: {error}");
-        }
+        send_logged(&self.datapath, to, datagram, datagram.len());
     }
 
     fn collect_closed(&mut self, on_event: &mut dyn FnMut(LabEvent)) {
@@ -943,18 +943,49 @@ fn load_pem(
     })
 }
 
-/// Every client shares the lab's one socket: a burst of Initials from a
-/// hundred clients overflows Linux's default 208 KiB receive buffer, and each
-/// datagram lost there costs its client a retransmission timeout. Ask for
-/// more; the kernel caps it at net.core.rmem_max.
-const LAB_RECV_BUFFER: usize = 4 * 1024 * 1024;
+/// One lab connection as a source of datagrams for the shared socket.
+struct LabSource<'a> {
+    connection: &'a mut LabConnection,
+    datapath: &'a Datapath,
+}
+
+impl DatagramSource for LabSource<'_> {
+    fn next_datagram(&mut self, space: &mut [u8]) -> Option<usize> {
+        let connection = &mut *self.connection;
+        match connection.conn.send(space) {
+            Ok((len, _)) => Some(len),
+            Err(quiche::Error::Done) => None,
+            Err(error) => {
+                log::debug!("lab: {}: send: {error}", connection.peer);
+                let _ = connection.conn.close(false, 0x1, b"send failed");
+                None
+            }
+        }
+    }
+
+    fn transmit(&mut self, batch: &Batch<'_>) {
+        send_logged(
+            self.datapath,
+            self.connection.peer,
+            batch.contents,
+            batch.segment,
+        );
+    }
+}
+
+fn send_logged(datapath: &Datapath, to: SocketAddr, contents: &[u8], segment: usize) {
+    if let Err(error) = datapath.send(to, contents, segment) {
+        // A full socket buffer loses these datagrams; QUIC recovers.
+        log::debug!("lab: {to}: send: {error}");
+    }
+}
 
 fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
+    // Datapath::new enlarges the receive buffer: a burst of Initials from a
+    // hundred clients overflows Linux's default 208 KiB, and each datagram
+    // lost there costs its client a retransmission timeout.
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    if let Err(error) = socket.set_recv_buffer_size(LAB_RECV_BUFFER) {
-        log::debug!("lab: cannot enlarge the receive buffer: {error}");
-    }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     Ok(UdpSocket::from_std(socket.into()))

@@ -8,6 +8,7 @@ pub mod alerts;
 pub mod cli;
 pub mod compression;
 pub mod connect_cmd;
+pub mod datapath;
 pub mod demo_cmd;
 pub mod event_loop;
 pub mod exit;

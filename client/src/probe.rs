@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use mio::net::UdpSocket;
 use quicprobe_verifier::{CheckedChain, PeerName, VerdictSlot};
 
+use crate::datapath::{self, Batch, DatagramSource, Datapath, Scratch};
 use crate::fingerprint::{self, ServerTraits};
 use crate::flights::{self, FlightLog, Received};
 use crate::handshake::{drain_messages, stage_of, Stage, StageEvent, Traffic};
@@ -21,7 +22,7 @@ use crate::session;
 use crate::target::Target;
 
 /// The largest UDP payload quicprobe sends or expects.
-pub const MAX_DATAGRAM: usize = 1350;
+pub const MAX_DATAGRAM: usize = datapath::MAX_UDP_PAYLOAD;
 /// How long to wait for HANDSHAKE_DONE once the handshake is complete.
 const HANDSHAKE_DONE_GRACE: Duration = Duration::from_secs(2);
 
@@ -71,7 +72,7 @@ impl ProbeSettings {
 pub struct Probe {
     pub target: Target,
     pub addr: SocketAddr,
-    pub socket: UdpSocket,
+    datapath: Datapath,
     local: SocketAddr,
     conn: quiche::Connection,
     peer_name: PeerName,
@@ -87,6 +88,10 @@ pub struct Probe {
     refused: bool,
     established_at: Option<Instant>,
     handshake_done: Arc<AtomicBool>,
+    /// qlog is written to a file (`--qlog-dir`), so it must run to the end;
+    /// otherwise it is only our HANDSHAKE_DONE detector and stops once that
+    /// frame is seen.
+    qlog_to_file: bool,
     /// Set once quicprobe has decided to close; the probe ends when the
     /// CONNECTION_CLOSE has gone out.
     closing: Option<CloseReason>,
@@ -127,7 +132,8 @@ impl Probe {
         let socket = bind_local(addr, settings.local_ports)?;
         // Connected, so that an ICMP port unreachable comes back as ECONNREFUSED.
         socket.connect(addr)?;
-        let local = socket.local_addr()?;
+        let datapath = Datapath::new(socket)?;
+        let local = datapath.local_addr()?;
         let scid = random_connection_id()?;
         let sni = settings.sni.clone().or_else(|| target.default_sni());
         let conn = quiche::connect(
@@ -148,7 +154,7 @@ impl Probe {
             peer_name,
             target,
             addr,
-            socket,
+            datapath,
             local,
             conn,
             sni,
@@ -163,6 +169,7 @@ impl Probe {
             refused: false,
             established_at: None,
             handshake_done: handshake_done.clone(),
+            qlog_to_file: false,
             closing: None,
             close_sent: false,
             insecure: settings.insecure,
@@ -242,6 +249,7 @@ impl Probe {
                 .map_err(|error| log::warn!("qlog {}: {error}", path.display()))
                 .ok()
         });
+        self.qlog_to_file = file.is_some();
         let tap = QlogTap {
             file,
             line: Vec::new(),
@@ -273,12 +281,21 @@ impl Probe {
         self.hold_until.map_or(wakeup, |until| wakeup.min(until))
     }
 
-    /// Reads every datagram waiting on the socket into quiche.
-    pub fn recv_all(&mut self, slot: &VerdictSlot) {
-        let mut buf = [0u8; 65535];
+    /// The socket, for registering with the poll.
+    pub fn socket_mut(&mut self) -> &mut UdpSocket {
+        self.datapath.socket_mut()
+    }
+
+    /// Reads every datagram waiting on the socket into quiche, a batch per
+    /// system call.
+    pub fn recv_all(&mut self, slot: &VerdictSlot, scratch: &mut Scratch) {
         loop {
-            match self.socket.recv(&mut buf) {
-                Ok(len) => self.recv_datagram(&mut buf[..len], slot),
+            match self.datapath.recv_batch(scratch) {
+                Ok(filled) => {
+                    for (_, datagram) in scratch.received(filled) {
+                        self.recv_datagram(datagram, slot);
+                    }
+                }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
                 Err(error) if error.kind() == io::ErrorKind::ConnectionRefused => {
                     self.refused = true;
@@ -307,9 +324,23 @@ impl Probe {
         if let Err(error) = result {
             log::debug!("{}: quiche recv: {error}", self.addr);
         }
+        self.stop_qlog_once_confirmed();
         if self.conn.is_established() && self.established_at.is_none() {
             self.established_at = Some(Instant::now());
             self.flights.on_established();
+        }
+    }
+
+    /// Serialising qlog costs about a third of a download's client CPU, and
+    /// once HANDSHAKE_DONE has been seen nobody reads it unless it goes to a
+    /// file. Finishing the streamer makes quiche skip the serialisation.
+    fn stop_qlog_once_confirmed(&mut self) {
+        if self.qlog_to_file || !self.handshake_done.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Some(streamer) = self.conn.qlog_streamer() {
+            // Err only when already finished, which is what we want.
+            let _ = streamer.finish_log();
         }
     }
 
@@ -443,46 +474,29 @@ impl Probe {
         }
     }
 
-    /// Sends everything quiche has to send.
-    pub fn flush(&mut self) {
-        let mut out = [0u8; MAX_DATAGRAM];
-        loop {
-            match self.conn.send(&mut out) {
-                Ok((len, _)) => {
-                    self.record_tls_messages(None);
-                    if self.initial_keys_dropped_ms.is_none()
-                        && flights::carries_handshake_packet(&out[..len])
-                    {
-                        self.initial_keys_dropped_ms = Some(self.elapsed_ms());
-                    }
-                    match self.socket.send(&out[..len]) {
-                        Ok(sent) => self.flights.on_sent(sent),
-                        Err(error) if error.kind() == io::ErrorKind::ConnectionRefused => {
-                            self.refused = true;
-                        }
-                        // A full buffer loses the datagram; QUIC recovers.
-                        Err(error) => log::debug!("{}: send: {error}", self.addr),
-                    }
-                    if self.closing.is_some() {
-                        self.close_sent = true;
-                    }
-                }
-                Err(quiche::Error::Done) => break,
-                Err(error) => {
-                    log::debug!("{}: quiche send: {error}", self.addr);
-                    break;
-                }
-            }
-        }
+    /// Sends everything quiche has to send, datagrams of one size together
+    /// in one GSO send.
+    pub fn flush(&mut self, scratch: &mut Scratch) {
+        let max_segments = self.datapath.max_segments();
+        datapath::send_all(self, scratch, max_segments);
         self.record_tls_messages(None);
+    }
+
+    /// What a datagram tells before it goes out: the TLS messages it carries
+    /// and whether our Initial keys are gone.
+    fn on_datagram_built(&mut self, datagram: &[u8]) {
+        self.record_tls_messages(None);
+        if self.initial_keys_dropped_ms.is_none() && flights::carries_handshake_packet(datagram) {
+            self.initial_keys_dropped_ms = Some(self.elapsed_ms());
+        }
     }
 
     /// One turn of the probe after the loop fed it: send, move on, send
     /// what moving on produced, and see whether it is over.
-    pub fn step(&mut self) {
-        self.flush();
+    pub fn step(&mut self, scratch: &mut Scratch) {
+        self.flush(scratch);
         self.progress();
-        self.flush();
+        self.flush(scratch);
         self.check_finished();
     }
 
@@ -691,6 +705,36 @@ impl Probe {
         self.conn
             .local_error()
             .map(|error| Close::from_error("client", error))
+    }
+}
+
+impl DatagramSource for Probe {
+    fn next_datagram(&mut self, space: &mut [u8]) -> Option<usize> {
+        match self.conn.send(space) {
+            Ok((len, _)) => {
+                self.on_datagram_built(&space[..len]);
+                Some(len)
+            }
+            Err(quiche::Error::Done) => None,
+            Err(error) => {
+                log::debug!("{}: quiche send: {error}", self.addr);
+                None
+            }
+        }
+    }
+
+    fn transmit(&mut self, batch: &Batch<'_>) {
+        match self.datapath.send(self.addr, batch.contents, batch.segment) {
+            Ok(()) => batch.lengths().for_each(|len| self.flights.on_sent(len)),
+            Err(error) if error.kind() == io::ErrorKind::ConnectionRefused => {
+                self.refused = true;
+            }
+            // A full buffer loses the datagrams; QUIC recovers.
+            Err(error) => log::debug!("{}: send: {error}", self.addr),
+        }
+        if self.closing.is_some() {
+            self.close_sent = true;
+        }
     }
 }
 

@@ -1,0 +1,208 @@
+//! The UDP datapath of the client: batched receive (`recvmmsg`, and UDP GRO
+//! where the kernel offers it) and segmented send (UDP GSO), through
+//! quinn-udp's safe API, so that quicprobe itself needs no `unsafe` for it.
+//!
+//! The buffers live in one [`Scratch`] per event loop, lent to whichever
+//! connection is reading or writing: a thousand idle connections do not each
+//! hold a megabyte of buffers, and no datagram costs an allocation or a
+//! memset.
+
+use std::io::{self, IoSliceMut};
+use std::net::SocketAddr;
+
+use mio::net::UdpSocket;
+use quinn_udp::{RecvMeta, Transmit, UdpSockRef, UdpSocketState, BATCH_SIZE};
+
+/// The largest UDP payload; a GRO buffer holds up to this many bytes of
+/// coalesced datagrams.
+const GRO_BUFFER: usize = 64 * 1024;
+
+/// The largest datagram quicprobe and the lab send (quiche's
+/// max_send_udp_payload_size is set to it on both sides).
+pub const MAX_UDP_PAYLOAD: usize = 1350;
+
+/// The socket receive buffer asked for: a bulk download on loopback moves a
+/// few hundred MB/s, and the kernel must hold the datagrams that arrive while
+/// quiche is busy (the kernel caps it at net.core.rmem_max).
+const SOCKET_RECV_BUFFER: usize = 4 * 1024 * 1024;
+
+/// A connection's socket, with the kernel features quinn-udp found on it.
+#[derive(Debug)]
+pub struct Datapath {
+    socket: UdpSocket,
+    state: UdpSocketState,
+}
+
+impl Datapath {
+    pub fn new(socket: UdpSocket) -> io::Result<Self> {
+        let state = UdpSocketState::new(UdpSockRef::from(&socket))?;
+        if let Err(error) =
+            state.set_recv_buffer_size(UdpSockRef::from(&socket), SOCKET_RECV_BUFFER)
+        {
+            log::debug!("SO_RCVBUF {SOCKET_RECV_BUFFER}: {error}");
+        }
+        Ok(Self { socket, state })
+    }
+
+    /// The socket, for registering with the poll.
+    pub fn socket_mut(&mut self) -> &mut UdpSocket {
+        &mut self.socket
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// How many datagrams of one size a single send may carry.
+    pub fn max_segments(&self) -> usize {
+        self.state.max_gso_segments().max(1)
+    }
+
+    /// Receives one system call's worth of datagrams into `scratch`; returns
+    /// how many buffers were filled (read them with [`Scratch::received`]),
+    /// or `WouldBlock` when nothing was waiting.
+    pub fn recv_batch(&self, scratch: &mut Scratch) -> io::Result<usize> {
+        let mut chunks = scratch.recv.chunks_mut(GRO_BUFFER);
+        let mut slices: [IoSliceMut<'_>; BATCH_SIZE] = std::array::from_fn(|_| {
+            chunks
+                .next()
+                .map_or_else(|| IoSliceMut::new(&mut []), IoSliceMut::new)
+        });
+        self.state.recv(
+            UdpSockRef::from(&self.socket),
+            &mut slices,
+            &mut scratch.meta,
+        )
+    }
+
+    /// Sends `contents`: one datagram, or several of `segment_size` bytes
+    /// (the last may be shorter) in one GSO send.
+    pub fn send(
+        &self,
+        destination: SocketAddr,
+        contents: &[u8],
+        segment_size: usize,
+    ) -> io::Result<()> {
+        let transmit = Transmit {
+            destination,
+            ecn: None,
+            contents,
+            segment_size: (contents.len() > segment_size).then_some(segment_size),
+            src_ip: None,
+        };
+        self.state
+            .try_send(UdpSockRef::from(&self.socket), &transmit)
+    }
+}
+
+/// The buffers one event loop lends to its connections.
+pub struct Scratch {
+    recv: Box<[u8]>,
+    meta: [RecvMeta; BATCH_SIZE],
+    /// Datagrams collected for one GSO send.
+    send: Box<[u8]>,
+}
+
+impl Scratch {
+    /// The datagrams of the last [`Datapath::recv_batch`] that filled
+    /// `filled` buffers, each with its sender, GRO's coalesced ones split at
+    /// their stride.
+    pub fn received(&mut self, filled: usize) -> impl Iterator<Item = (SocketAddr, &mut [u8])> {
+        self.recv
+            .chunks_mut(GRO_BUFFER)
+            .zip(self.meta.iter())
+            .take(filled)
+            .flat_map(|(buffer, meta)| {
+                let len = meta.len.min(buffer.len());
+                let from = meta.addr;
+                buffer[..len]
+                    .chunks_mut(meta.stride.max(1))
+                    .map(move |datagram| (from, datagram))
+            })
+    }
+
+    pub fn new() -> Self {
+        Self {
+            recv: vec![0; GRO_BUFFER * BATCH_SIZE].into_boxed_slice(),
+            meta: [RecvMeta::default(); BATCH_SIZE],
+            send: vec![0; GRO_BUFFER].into_boxed_slice(),
+        }
+    }
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What produces datagrams for one peer and learns what became of them:
+/// a client connection, or one of the lab's connections.
+pub trait DatagramSource {
+    /// Writes the next datagram into `space` and returns its length, or
+    /// None when there is nothing more to send now.
+    fn next_datagram(&mut self, space: &mut [u8]) -> Option<usize>;
+    /// Sends `batch.contents` (see [`Datapath::send`]) and records the result.
+    fn transmit(&mut self, batch: &Batch<'_>);
+}
+
+/// Datagrams going out together: all of `segment` bytes but maybe the last.
+pub struct Batch<'a> {
+    pub contents: &'a [u8],
+    pub segment: usize,
+    count: usize,
+}
+
+impl Batch<'_> {
+    /// Each datagram's length, for the flight log.
+    pub fn lengths(&self) -> impl Iterator<Item = usize> + '_ {
+        let last = self.contents.len() - self.segment * self.count.saturating_sub(1);
+        (1..=self.count).map(move |i| if i == self.count { last } else { self.segment })
+    }
+}
+
+/// Sends everything `source` has, in batches of up to `max_segments`
+/// datagrams of one size: a shorter datagram ends a batch, a longer one
+/// starts the next (GSO segments may only shrink).
+pub fn send_all(source: &mut dyn DatagramSource, scratch: &mut Scratch, max_segments: usize) {
+    let buffer = &mut scratch.send;
+    let (mut filled, mut segment, mut count) = (0, 0, 0);
+    loop {
+        let end = filled + MAX_UDP_PAYLOAD;
+        let produced = match buffer.get_mut(filled..end) {
+            Some(space) if count < max_segments => source.next_datagram(space),
+            _ => None,
+        };
+        let Some(len) = produced else {
+            if count == 0 {
+                return;
+            }
+            // Full, or quiche is done: send what there is, then ask again.
+            send_batch(source, &buffer[..filled], segment, count);
+            (filled, segment, count) = (0, 0, 0);
+            continue;
+        };
+        if count > 0 && len > segment {
+            send_batch(source, &buffer[..filled], segment, count);
+            buffer.copy_within(filled..filled + len, 0);
+            (filled, count) = (0, 0);
+        }
+        if count == 0 {
+            segment = len;
+        }
+        filled += len;
+        count += 1;
+        if len < segment {
+            send_batch(source, &buffer[..filled], segment, count);
+            (filled, segment, count) = (0, 0, 0);
+        }
+    }
+}
+
+fn send_batch(source: &mut dyn DatagramSource, contents: &[u8], segment: usize, count: usize) {
+    source.transmit(&Batch {
+        contents,
+        segment,
+        count,
+    });
+}
