@@ -331,11 +331,13 @@ fn client_datagrams_cut_below_1200_bytes_are_a_timeout_without_a_server_hello() 
 }
 
 #[test]
-fn the_servers_datagrams_cut_short_are_a_timeout_that_says_the_server_answered() {
+fn the_servers_datagrams_cut_short_mostly_time_out_saying_the_server_answered() {
     let lab = start_lab();
     // The server's first datagrams are 1200 bytes (its ServerHello, with an
     // X25519MLKEM768 share, fills them); cut to 1100, the packet carrying it
-    // fails its AEAD tag, and so does every retransmission.
+    // fails its AEAD tag, and so does nearly every retransmission. Rarely
+    // (1 run in about 20 measured) a retransmission is packed small enough to
+    // pass and the handshake completes late: also a right answer.
     let mut proxy = start_impair(
         lab.addr(),
         &["--truncate", "1100", "--direction", "to-client"],
@@ -349,19 +351,19 @@ fn the_servers_datagrams_cut_short_are_a_timeout_that_says_the_server_answered()
         output.status.code(),
         report["explanation"]
     );
+    assert!(counters["truncated"] >= 1, "{counters:?}");
+    if output.status.code() == Some(0) {
+        assert_eq!(verdict_accepted(&report), Some(true), "{report}");
+        return;
+    }
     assert_eq!(output.status.code(), Some(28), "{report}");
-    assert_eq!(
-        verdict_accepted(&report),
-        None,
-        "no certificate ever arrives"
-    );
+    assert_eq!(verdict_accepted(&report), None, "no certificate arrives");
     // Not "nothing listens": the server did answer.
     let explanation = report["explanation"].as_str().unwrap();
     assert!(
         explanation.starts_with("the server answered the Initial"),
         "{explanation}"
     );
-    assert!(counters["truncated"] >= 1, "{counters:?}");
 }
 
 #[test]
@@ -571,4 +573,57 @@ fn the_same_seed_replays_the_same_losses_over_the_wire() {
     for fate in ["dropped", "duplicated", "corrupted"] {
         assert!(counters[fate] > 0, "{fate}: {counters:?}");
     }
+}
+
+#[test]
+fn delay_and_jitter_lengthen_the_round_trip_and_the_handshake_still_completes() {
+    let lab = start_lab();
+    let mut proxy = start_impair(
+        lab.addr(),
+        &["--seed", "2", "--delay", "40", "--jitter", "10"],
+    );
+    let output = connect(proxy.port, HANDSHAKE_TIMEOUT_SECS);
+    let counters = stop_impair(&mut proxy);
+    assert_no_panic(&output, "delay");
+    let report = json_of(&output);
+    assert_eq!(output.status.code(), Some(0), "{}", report["explanation"]);
+    // 30 to 50 ms each way: the handshake takes at least one such round trip.
+    let handshake_ms = report["handshake_ms"].as_f64().unwrap();
+    let rtt_ms = report["stats"]["rtt_ms"].as_f64().unwrap();
+    println!("40 ms ± 10 ms each way: handshake {handshake_ms} ms, rtt {rtt_ms} ms");
+    assert!(handshake_ms >= 60.0, "{handshake_ms}");
+    assert!(rtt_ms >= 60.0, "{rtt_ms}");
+    assert_eq!(counters["dropped"], 0, "{counters:?}");
+}
+
+#[test]
+fn one_proxy_relays_many_clients_each_from_its_own_address() {
+    let lab = start_lab();
+    let mut proxy = start_impair(lab.addr(), &["--seed", "4", "--loss", "5"]);
+    let output = quicprobe_with_backtrace(&[
+        "connect".to_owned(),
+        "--json".to_owned(),
+        "--repeat".to_owned(),
+        "30".to_owned(),
+        "--concurrency".to_owned(),
+        "15".to_owned(),
+        "--cacert".to_owned(),
+        roots(),
+        "--resolve".to_owned(),
+        format!("localhost:{}:127.0.0.1", proxy.port),
+        format!("https://localhost:{}/", proxy.port),
+    ]);
+    let counters = stop_impair(&mut proxy);
+    assert_no_panic(&output, "many clients");
+    let summary = json_of(&output);
+    assert_eq!(summary["successes"], 30, "{summary}");
+    assert_eq!(counters["clients"], 30, "{counters:?}");
+    // The server saw thirty peers, as behind a NAT: one upstream socket each.
+    let mut peers = std::collections::HashSet::new();
+    while let Some(event) = lab.next_event(Duration::from_millis(300)) {
+        if let lab::LabEvent::HandshakeDone { peer, .. } = event {
+            peers.insert(peer);
+        }
+    }
+    assert_eq!(peers.len(), 30, "{peers:?}");
 }
