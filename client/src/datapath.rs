@@ -10,7 +10,10 @@
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 
+use std::sync::OnceLock;
+
 use mio::net::UdpSocket;
+use nix::sys::socket::{setsockopt, sockopt};
 use quinn_udp::{RecvMeta, Transmit, UdpSockRef, UdpSocketState, BATCH_SIZE};
 
 /// The largest UDP payload; a GRO buffer holds up to this many bytes of
@@ -26,16 +29,16 @@ pub const MAX_UDP_PAYLOAD: usize = 1350;
 /// quiche is busy (the kernel caps it at net.core.rmem_max).
 const SOCKET_RECV_BUFFER: usize = 4 * 1024 * 1024;
 
-/// A connection's socket, with the kernel features quinn-udp found on it.
+/// A connection's socket, and what quinn-udp found the kernel can do.
 #[derive(Debug)]
 pub struct Datapath {
     socket: UdpSocket,
-    state: UdpSocketState,
+    state: &'static UdpSocketState,
 }
 
 impl Datapath {
     pub fn new(socket: UdpSocket) -> io::Result<Self> {
-        let state = UdpSocketState::new(UdpSockRef::from(&socket))?;
+        let state = shared_state(&socket)?;
         if let Err(error) =
             state.set_recv_buffer_size(UdpSockRef::from(&socket), SOCKET_RECV_BUFFER)
         {
@@ -92,6 +95,30 @@ impl Datapath {
         };
         self.state
             .try_send(UdpSockRef::from(&self.socket), &transmit)
+    }
+}
+
+/// quinn-udp's view of the kernel (GSO segments, GRO), made once per
+/// process from the first socket. `UdpSocketState::new` per socket would cost
+/// each connection two extra probe sockets, their binds and seven
+/// setsockopts: a third more system calls per handshake. Later sockets only
+/// need GRO switched on; the other options it sets (ECN, packet info, no
+/// fragmentation) are ones quicprobe does not use.
+fn shared_state(socket: &UdpSocket) -> io::Result<&'static UdpSocketState> {
+    static STATE: OnceLock<UdpSocketState> = OnceLock::new();
+    if let Some(state) = STATE.get() {
+        enable_gro(socket);
+        return Ok(state);
+    }
+    let state = UdpSocketState::new(UdpSockRef::from(socket))?;
+    Ok(STATE.get_or_init(|| state))
+}
+
+/// UDP GRO, where the kernel has it (Linux 5.0); without it datagrams still
+/// come, one per buffer.
+fn enable_gro(socket: &UdpSocket) {
+    if let Err(error) = setsockopt(socket, sockopt::UdpGroSegment, &true) {
+        log::debug!("UDP_GRO: {error}");
     }
 }
 

@@ -255,13 +255,21 @@ impl Probe {
             line: Vec::new(),
             handshake_done,
         };
-        self.conn.set_qlog(
+        // Only packet_received events are looked at; the cheaper Core level
+        // has them. A file gets quiche's default, Base.
+        let level = if self.qlog_to_file {
+            quiche::QlogLevel::Base
+        } else {
+            quiche::QlogLevel::Core
+        };
+        self.conn.set_qlog_with_level(
             Box::new(tap),
             "quicprobe".into(),
             format!(
                 "quicprobe connect {}:{}",
                 self.target.host, self.target.port
             ),
+            level,
         );
     }
 
@@ -747,15 +755,21 @@ struct QlogTap {
 }
 
 impl QlogTap {
+    /// A longer line is cut; one packet's event is far shorter.
+    const MAX_LINE: usize = 64 * 1024;
+
+    fn push_capped(&mut self, bytes: &[u8]) {
+        let room = Self::MAX_LINE.saturating_sub(self.line.len());
+        self.line.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+
+    /// Looks at one complete line, then clears it (keeping its allocation).
     fn take_line(&mut self) {
-        let line = std::mem::take(&mut self.line);
-        if self.handshake_done.load(Ordering::Relaxed) {
-            return;
-        }
-        let text = String::from_utf8_lossy(&line);
-        if text.contains("packet_received") && text.contains("\"handshake_done\"") {
+        let has = |needle: &[u8]| memchr::memmem::find(&self.line, needle).is_some();
+        if has(b"packet_received") && has(b"\"handshake_done\"") {
             self.handshake_done.store(true, Ordering::Relaxed);
         }
+        self.line.clear();
     }
 }
 
@@ -771,13 +785,13 @@ impl Write for QlogTap {
             self.line.clear();
             return Ok(buf.len());
         }
-        for &byte in buf {
-            if byte == b'\n' {
-                self.take_line();
-            } else if self.line.len() < 64 * 1024 {
-                self.line.push(byte);
-            }
+        let mut rest = buf;
+        while let Some(end) = memchr::memchr(b'\n', rest) {
+            self.push_capped(&rest[..end]);
+            self.take_line();
+            rest = &rest[end + 1..];
         }
+        self.push_capped(rest);
         Ok(buf.len())
     }
 
