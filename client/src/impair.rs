@@ -35,6 +35,9 @@ const FLOW_IDLE: Duration = Duration::from_secs(60);
 /// At most this many clients at once; the least recently active goes first,
 /// so that a long run cannot exhaust file descriptors.
 const MAX_FLOWS: usize = 4096;
+/// At most this many datagrams wait in the delay queue (about 90 MB of
+/// full-size datagrams); more are dropped and counted as `overflowed`.
+const MAX_DELAYED: usize = 65_536;
 /// The listening socket's token; flows count up from 1.
 const LISTEN: Token = Token(0);
 
@@ -284,10 +287,12 @@ pub fn delay_for(rng: &mut Rng, delay: Duration, jitter: Duration) -> Duration {
     if jitter.is_zero() {
         return delay;
     }
-    let span = jitter.as_micros() as u64;
+    // Clamped so that no Duration a caller passes can overflow the sums.
+    let micros =
+        |d: Duration| u64::try_from(d.as_micros()).map_or(u64::MAX / 4, |m| m.min(u64::MAX / 4));
+    let span = micros(jitter);
     let offset = rng.below(2 * span + 1);
-    let base = delay.as_micros() as u64 + offset;
-    Duration::from_micros(base.saturating_sub(span))
+    Duration::from_micros((micros(delay) + offset).saturating_sub(span))
 }
 
 /// A random order for `n` held datagrams (Fisher–Yates): `order[i]` is the
@@ -327,6 +332,8 @@ pub struct Counters {
     pub blackholed: u64,
     /// Could not be sent (the kernel refused, or the client was forgotten).
     pub send_errors: u64,
+    /// Dropped because the delay queue was full.
+    pub overflowed: u64,
 }
 
 impl fmt::Display for Counters {
@@ -334,7 +341,7 @@ impl fmt::Display for Counters {
         write!(
             f,
             "clients={} forwarded={} dropped={} duplicated={} corrupted={} truncated={} \
-             reordered={} blackholed={} send_errors={}",
+             reordered={} blackholed={} send_errors={} overflowed={}",
             self.clients,
             self.forwarded,
             self.dropped,
@@ -343,7 +350,8 @@ impl fmt::Display for Counters {
             self.truncated,
             self.reordered,
             self.blackholed,
-            self.send_errors
+            self.send_errors,
+            self.overflowed
         )
     }
 }
@@ -736,13 +744,19 @@ impl Relay {
             self.impairments.delay,
             self.impairments.jitter,
         );
-        if delay.is_zero() {
+        let due = Instant::now().checked_add(delay);
+        let Some(due) = due.filter(|_| !delay.is_zero()) else {
             self.send(datagram);
+            return;
+        };
+        // A flood into a long delay must not grow memory without bound.
+        if self.timers.len() >= MAX_DELAYED {
+            self.counters.overflowed += 1;
             return;
         }
         self.next_seq += 1;
         self.timers.push(Scheduled {
-            due: Instant::now() + delay,
+            due,
             seq: self.next_seq,
             datagram,
         });
@@ -1057,6 +1071,8 @@ mod tests {
         assert!(delays.iter().any(|d| *d < ms(25)) && delays.iter().any(|d| *d > ms(35)));
         // Jitter larger than the delay never makes a negative wait.
         assert!((0..1000).all(|_| delay_for(&mut rng, ms(1), ms(10)) <= ms(11)));
+        // Absurd durations from a library caller do not overflow.
+        let _ = delay_for(&mut rng, Duration::MAX, Duration::MAX);
     }
 
     #[test]
