@@ -100,11 +100,18 @@ class Doc:
                 measured = ", ".join(num(v, " " + unit) for v in m.values())
             if "share_of_raw_udp" in t:
                 measured += "; " + ", ".join(f"{pct(v)} of raw UDP ({k})" for k, v in t["share_of_raw_udp"].items())
+            if t.get("share_of_raw_udp_gso"):
+                measured += "; " + ", ".join(f"{pct(v)} of raw UDP with GSO/GRO ({k})"
+                                             for k, v in t["share_of_raw_udp_gso"].items())
             met = {True: "yes", False: "**no**", None: "no figure"}[t["met"]]
             if "share_of_raw_udp" in t and None not in m.values() and None not in t["share_of_raw_udp"].values():
                 times = all(v >= 30 for v in m.values())
                 share = all(v >= 0.5 for v in t["share_of_raw_udp"].values())
-                met += f" (30× aioquic: {'yes' if times else 'no'}; 50 % of raw UDP: {'yes' if share else 'no'})"
+                met += f" (30× aioquic: {'yes' if times else 'no'}; 50 % of raw UDP: {'yes' if share else 'no'}"
+                gso = t.get("share_of_raw_udp_gso") or {}
+                if gso and None not in gso.values():
+                    met += f"; 50 % of raw UDP with GSO/GRO: {'yes' if all(v >= 0.5 for v in gso.values()) else 'no'}"
+                met += ")"
             lines.append(f"| {t['measure']} | {t['target']} | {measured} | {met} |")
         return "\n".join(lines)
 
@@ -190,6 +197,16 @@ class Doc:
                 f"{spread(self.s(rid, 'mb_per_s'))} received (sent {num((self.s(rid, 'sent_mb_per_s') or {}).get('median'))}, "
                 f"lost {num((self.s(rid, 'lost_percent') or {}).get('median'))} %) | "
                 f"{spread(self.s(rid, 'client_cpu_s_per_gb'))} (sender) | — | 100 % | {self.ok(rid)} |")
+        rid = "bulk/raw-udp-gso/python"
+        e = self.by_id.get(rid)
+        if e:
+            lines.append(
+                f"| loopback | raw UDP with GSO and GRO (scripts/peers/udp_gso.py, {e['datagram_bytes']} B datagrams, "
+                f"{e['seconds']} s) | — | "
+                f"{spread(self.s(rid, 'mb_per_s'))} received (sent {num((self.s(rid, 'sent_mb_per_s') or {}).get('median'))}, "
+                f"lost {num((self.s(rid, 'lost_percent') or {}).get('median'))} %) | "
+                f"{spread(self.s(rid, 'client_cpu_s_per_gb'))} (sender) | "
+                f"{spread(self.s(rid, 'receiver_cpu_s_per_gb'))} (receiver) | — | {self.ok(rid)} |")
         lines += ["", "| ratio | median (run-by-run min–max) |", "|---|---|"]
         for r in self.d["ratios"]:
             if r["id"].startswith("bulk/"):
