@@ -11,6 +11,7 @@ mod aioquic;
 mod diagnosis;
 mod families;
 mod ffi;
+pub mod fuzzing;
 mod hook;
 mod input;
 mod names;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use boring::x509::store::{X509Store, X509StoreBuilder};
 use boring::x509::X509;
 
-use crate::input::{read_certificates, InputError};
+use crate::input::{parse_certificates, read_certificates, InputError};
 
 /// Where Debian (and most Linux distributions) keep the system bundle.
 pub const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
@@ -40,6 +40,14 @@ impl TrustStoreBuilder {
     pub fn add_pem_file(&mut self, path: &Path) -> Result<&mut Self, InputError> {
         self.roots.extend(read_certificates(path)?);
         self.sources.push(path.to_owned());
+        Ok(self)
+    }
+
+    /// Adds every certificate of PEM (or single DER) bytes that came from
+    /// `source`, which names them in errors and in [`TrustStore::sources`].
+    pub fn add_pem_bytes(&mut self, source: &Path, bytes: &[u8]) -> Result<&mut Self, InputError> {
+        self.roots.extend(parse_certificates(source, bytes)?);
+        self.sources.push(source.to_owned());
         Ok(self)
     }
 
