@@ -23,6 +23,42 @@ pub struct FlightLog {
     /// Round trips spent before the real handshake: Retry, version negotiation.
     restarts: u32,
     complete: bool,
+    disturbance: Disturbance,
+}
+
+/// Signs that the handshake was not one clean exchange. The flights then
+/// hold retransmissions, duplicates or damaged datagrams, and neither the
+/// anti-amplification limit nor the round trips can be read from them
+/// (seen through `quicprobe impair`: a truncating path made the server's
+/// "flight" 794 datagrams).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Disturbance {
+    /// Datagrams from the server of which quiche could use nothing:
+    /// damaged, cut short, duplicated, or ahead of their keys.
+    pub unusable_datagrams: usize,
+    /// Our probe timeouts (RFC 9002 §6.2) before the handshake completed.
+    pub probe_timeouts: usize,
+    /// Our packets declared lost before the handshake completed.
+    pub lost_packets: usize,
+}
+
+impl Disturbance {
+    fn any(&self) -> bool {
+        self.unusable_datagrams + self.probe_timeouts + self.lost_packets > 0
+    }
+
+    fn describe(&self) -> String {
+        let parts: Vec<String> = [
+            (self.unusable_datagrams, "unusable datagram"),
+            (self.probe_timeouts, "probe timeout"),
+            (self.lost_packets, "lost packet"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}{}", plural(*n)))
+        .collect();
+        parts.join(", ")
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -73,6 +109,22 @@ impl FlightLog {
         }
     }
 
+    /// A datagram from the server gave quiche nothing it could use.
+    pub fn on_unusable(&mut self) {
+        if !self.complete {
+            self.disturbance.unusable_datagrams += 1;
+        }
+    }
+
+    /// Our loss recovery so far: probe timeouts and packets declared lost.
+    /// Frozen once the handshake completes.
+    pub fn on_recovery(&mut self, probe_timeouts: usize, lost_packets: usize) {
+        if !self.complete {
+            self.disturbance.probe_timeouts = probe_timeouts;
+            self.disturbance.lost_packets = lost_packets;
+        }
+    }
+
     /// Our handshake completed: the server's first flight is all in.
     pub fn on_established(&mut self) {
         self.complete = true;
@@ -80,8 +132,14 @@ impl FlightLog {
 
     pub fn report(&self) -> FlightReport {
         let budget_bytes = (!self.validated_by_retry).then_some(3 * self.client_initial.bytes);
-        let amplification_limited = self.heard_from_server
-            && budget_bytes.is_some_and(|budget| self.server_flight.bytes > budget);
+        let disturbed = self.disturbance.any();
+        let amplification_limited = (!disturbed).then(|| {
+            self.heard_from_server
+                && budget_bytes.is_some_and(|budget| self.server_flight.bytes > budget)
+        });
+        let round_trips = amplification_limited
+            .filter(|_| self.complete)
+            .map(|limited| 1 + self.restarts + u32::from(limited));
         FlightReport {
             client_initial: self.client_initial,
             server_flight: self.server_flight,
@@ -89,7 +147,8 @@ impl FlightLog {
             budget_bytes,
             amplification_limited,
             validated_by_retry: self.validated_by_retry,
-            round_trips: 1 + self.restarts + u32::from(amplification_limited),
+            round_trips,
+            disturbance: disturbed.then_some(self.disturbance),
         }
     }
 }
@@ -112,11 +171,15 @@ pub struct FlightReport {
     pub budget_bytes: Option<usize>,
     /// The server's flight did not fit its budget, so it had to wait for
     /// our next datagram before sending the rest: one more round trip.
-    pub amplification_limited: bool,
+    /// None when the handshake was disturbed: the flight is not the server's.
+    pub amplification_limited: Option<bool>,
     pub validated_by_retry: bool,
     /// Round trips to the server's Finished, deduced from the flights:
     /// one, plus Retry or version negotiation, plus the amplification stall.
-    pub round_trips: u32,
+    /// None when the handshake did not complete or was disturbed.
+    pub round_trips: Option<u32>,
+    /// Why nothing is deduced from the flights; None for a clean handshake.
+    pub disturbance: Option<Disturbance>,
 }
 
 impl FlightReport {
@@ -148,22 +211,29 @@ impl FlightReport {
             plural(self.server_flight.datagrams),
             self.ratio()
         );
+        if let Some(disturbance) = self.disturbance {
+            return format!(
+                "{ours}; {theirs}; loss or damage during the handshake ({}): these counts \
+                 include retransmissions, so neither the anti-amplification limit nor the \
+                 round trips can be read from them",
+                disturbance.describe()
+            );
+        }
         let verdict = match self.budget_bytes {
             None => "no anti-amplification limit after Retry".to_owned(),
-            Some(budget) if self.amplification_limited => format!(
+            Some(budget) if self.amplification_limited == Some(true) => format!(
                 "over the 3x anti-amplification limit ({budget} B): the server had to wait \
                  for our next datagram, 1 extra round trip ({SHRINK_THE_FLIGHT})"
             ),
             Some(budget) => format!("within the 3x anti-amplification limit ({budget} B)"),
         };
-        if !self.server_flight_complete {
-            // No Finished, so no count of the round trips it took.
+        // No Finished, so no count of the round trips it took.
+        let Some(round_trips) = self.round_trips else {
             return format!("{ours}; {theirs}; {verdict}");
-        }
+        };
         format!(
-            "{ours}; {theirs}; {verdict}; {} round trip{} to the server's Finished",
-            self.round_trips,
-            plural(self.round_trips as usize)
+            "{ours}; {theirs}; {verdict}; {round_trips} round trip{} to the server's Finished",
+            plural(round_trips as usize)
         )
     }
 }
@@ -247,17 +317,55 @@ mod tests {
     fn a_flight_within_three_times_ours_takes_one_round_trip() {
         let report = log_of(&[1200, 1200], &[1200; 5]).report();
         assert_eq!(report.budget_bytes, Some(7200));
-        assert!(!report.amplification_limited);
-        assert_eq!(report.round_trips, 1);
+        assert_eq!(report.amplification_limited, Some(false));
+        assert_eq!(report.round_trips, Some(1));
     }
 
     #[test]
     fn a_flight_over_three_times_ours_costs_a_round_trip() {
         let report = log_of(&[1200], &[1200, 1200, 1200, 500]).report();
-        assert!(report.amplification_limited);
-        assert_eq!(report.round_trips, 2);
+        assert_eq!(report.amplification_limited, Some(true));
+        assert_eq!(report.round_trips, Some(2));
         assert!(report.describe().contains("1 extra round trip"));
         assert!(report.describe().contains("an ECDSA leaf"));
+    }
+
+    #[test]
+    fn a_disturbed_handshake_deduces_nothing_from_its_flights() {
+        let mut log = FlightLog::default();
+        log.on_sent(1200);
+        for _ in 0..794 {
+            log.on_received(1075, Received::Other);
+            log.on_unusable();
+        }
+        log.on_recovery(2, 0);
+        log.on_established();
+        // After completion nothing more counts.
+        log.on_unusable();
+        log.on_recovery(9, 9);
+        let report = log.report();
+        assert_eq!(report.amplification_limited, None);
+        assert_eq!(report.round_trips, None);
+        let disturbance = report.disturbance.expect("disturbed");
+        assert_eq!(disturbance.unusable_datagrams, 794);
+        assert_eq!(disturbance.probe_timeouts, 2);
+        let line = report.describe();
+        assert!(
+            line.contains("794 unusable datagrams, 2 probe timeouts"),
+            "{line}"
+        );
+        assert!(
+            !line.contains("ECDSA"),
+            "no flight advice on a disturbed handshake: {line}"
+        );
+        assert!(!line.contains("round trip to"), "{line}");
+    }
+
+    #[test]
+    fn a_clean_handshake_has_no_disturbance() {
+        let mut log = log_of(&[1200], &[1200]);
+        log.on_recovery(0, 0);
+        assert_eq!(log.report().disturbance, None);
     }
 
     #[test]
@@ -279,8 +387,8 @@ mod tests {
         log.on_established();
         let report = log.report();
         assert_eq!(report.budget_bytes, None);
-        assert!(!report.amplification_limited);
-        assert_eq!(report.round_trips, 2);
+        assert_eq!(report.amplification_limited, Some(false));
+        assert_eq!(report.round_trips, Some(2));
         assert_eq!(report.client_initial.bytes, 1200);
     }
 

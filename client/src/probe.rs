@@ -326,7 +326,14 @@ impl Probe {
             to: self.local,
         };
         slot.expect_name(Some(self.peer_name.clone()));
+        let processed_before = self
+            .established_at
+            .is_none()
+            .then(|| self.conn.stats().recv);
         let result = self.conn.recv(datagram, info);
+        if kind == Received::Other && processed_before == Some(self.conn.stats().recv) {
+            self.flights.on_unusable();
+        }
         let verdict = slot.take();
         self.record_tls_messages(verdict);
         if let Err(error) = result {
@@ -335,7 +342,16 @@ impl Probe {
         self.stop_qlog_once_confirmed();
         if self.conn.is_established() && self.established_at.is_none() {
             self.established_at = Some(Instant::now());
+            self.note_loss_recovery();
             self.flights.on_established();
+        }
+    }
+
+    /// Probe timeouts and losses during the handshake mean the flights hold
+    /// retransmissions (see [`flights::Disturbance`]).
+    fn note_loss_recovery(&mut self) {
+        if let Some(path) = self.conn.path_stats().next() {
+            self.flights.on_recovery(path.total_pto_count, path.lost);
         }
     }
 
@@ -600,6 +616,7 @@ impl Probe {
             || Instant::now() >= self.deadline;
         if ended {
             self.save_session();
+            self.note_loss_recovery();
             let mut outcome = self.outcome();
             outcome.stdout_bodies = self
                 .requests
