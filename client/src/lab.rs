@@ -26,6 +26,8 @@ use crate::datapath::{self, Batch, DatagramSource, Datapath, Scratch};
 
 /// The largest UDP payload the lab sends or expects.
 const MAX_DATAGRAM: usize = datapath::MAX_UDP_PAYLOAD;
+/// The smallest datagram a client's Initial may come in (RFC 9000 §14.1).
+const MIN_CLIENT_INITIAL_DATAGRAM: usize = 1200;
 /// How often the loop looks at the stop flag when nothing else happens.
 const STOP_CHECK: Duration = Duration::from_millis(50);
 /// Bodies larger than this are refused, so a request cannot exhaust memory.
@@ -483,6 +485,15 @@ impl LabServer {
             log::debug!("lab: {from}: not a QUIC packet, dropped");
             return;
         };
+        // RFC 9000 §14.1: a server MUST discard an Initial packet carried in
+        // a datagram under 1200 bytes (quiche checks it only for the first).
+        if header.ty == quiche::Type::Initial && packet.len() < MIN_CLIENT_INITIAL_DATAGRAM {
+            log::debug!(
+                "lab: {from}: Initial in a {}-byte datagram, dropped",
+                packet.len()
+            );
+            return;
+        }
         let key = if self.connections.contains_key(header.dcid.as_ref()) {
             header.dcid.to_vec()
         } else {
