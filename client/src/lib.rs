@@ -14,6 +14,7 @@ pub mod event_loop;
 pub mod exit;
 pub mod fingerprint;
 pub mod flights;
+pub mod fuzzing;
 pub mod get_cmd;
 pub mod handshake;
 pub mod impair;
