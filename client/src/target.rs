@@ -173,7 +173,9 @@ impl Target {
             None => (rest, "/"),
         };
         let (host, port) = split_host_port(authority, text)?;
-        if host.is_empty() {
+        // Brackets only enclose an IPv6 literal (RFC 3986 §3.2.2); a host
+        // holding one would not read back from its own `authority()`.
+        if host.is_empty() || host.contains(['[', ']']) {
             return Err(TargetError::Malformed(text.into()));
         }
         Ok(Self {
@@ -447,6 +449,19 @@ mod tests {
             "",
         ] {
             assert!(Target::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_host_holding_a_bracket_is_malformed() {
+        // Found by fuzzing: "[[a]:1" gave the host "[a", whose authority
+        // "[a:1" no longer parsed.
+        for bad in ["[[a]:1", "[a[b]:1", "a]b:1", "https://[[::1]/"] {
+            assert_eq!(
+                Target::parse(bad),
+                Err(TargetError::Malformed(bad.into())),
+                "{bad}"
+            );
         }
     }
 

@@ -422,7 +422,11 @@ fn aioquic(outcome: &Outcome) -> String {
     lines.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mut out = String::new();
     for (event_ms, level, message) in lines {
-        let at = start + Duration::from_secs_f64(event_ms.max(0.0) / 1000.0);
+        // A time past what SystemTime holds (or not a number) prints as the start.
+        let at = Duration::try_from_secs_f64(event_ms.max(0.0) / 1000.0)
+            .ok()
+            .and_then(|offset| start.checked_add(offset))
+            .unwrap_or(start);
         let _ = writeln!(out, "{} {level} quic [{cid}] {message}", asctime(at));
     }
     out
@@ -469,7 +473,11 @@ fn asctime(at: SystemTime) -> String {
     let since_epoch = at
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
-    let datetime = time::OffsetDateTime::UNIX_EPOCH + since_epoch;
+    // Past the year 9999 (the time crate's range), the last moment it holds.
+    let datetime = time::Duration::try_from(since_epoch)
+        .ok()
+        .and_then(|offset| time::OffsetDateTime::UNIX_EPOCH.checked_add(offset))
+        .unwrap_or_else(|| time::PrimitiveDateTime::MAX.assume_utc());
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02},{:03}",
         datetime.year(),
@@ -480,4 +488,16 @@ fn asctime(at: SystemTime) -> String {
         datetime.second(),
         datetime.millisecond()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_time_past_the_year_9999_prints_the_last_moment_not_a_panic() {
+        // Found by fuzzing (fuzz/corpus/aioquic_trace/crash-time-overflow).
+        let far = SystemTime::UNIX_EPOCH + Duration::from_secs(400_000_000_000);
+        assert_eq!(asctime(far), "9999-12-31 23:59:59,999");
+    }
 }
