@@ -44,11 +44,27 @@ impl Outcome {
 
 /// Scenarios where OpenSSL's CLI, by its defaults, answers differently from
 /// quicprobe's strict BoringSSL verification, with the reason.
-const KNOWN_DIFFERENCES: &[(&str, &str)] = &[(
-    "cn-without-san",
-    "OpenSSL falls back to the subject CN when the leaf has no DNS SAN; quicprobe sets \
-     X509_CHECK_FLAG_NEVER_CHECK_SUBJECT and matches SAN only, as RFC 9525, Chrome, Go and aioquic do",
-)];
+const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
+    (
+        "cn-without-san",
+        "OpenSSL falls back to the subject CN when the leaf has no DNS SAN; quicprobe sets \
+         X509_CHECK_FLAG_NEVER_CHECK_SUBJECT and matches SAN only, as RFC 9525, Chrome, Go and aioquic do",
+    ),
+    // The hostile scenarios (certs/*/hostile): pathological chains.
+    (
+        "hostile-chain-200",
+        "both stop at the default verify depth of 100 and fail at depth 101 (I99); OpenSSL \
+         says 22 (certificate chain too long), BoringSSL, which does not count the depth \
+         the same way, says 20 (unable to get local issuer certificate) for the issuer it \
+         declined to add",
+    ),
+    (
+        "hostile-nested-asn1",
+        "the leaf's SAN holds only an otherName (the nested ASN.1), no DNS name, so OpenSSL \
+         falls back to the CN=localhost and accepts, as in cn-without-san; quicprobe matches \
+         SAN only and rejects with 62",
+    ),
+];
 
 /// Error numbers OpenSSL 3 changed: (OpenSSL 3's number, BoringSSL's and
 /// OpenSSL 1.1's number, meaning). OpenSSL 3.0 moved "invalid CA certificate"

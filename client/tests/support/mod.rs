@@ -332,3 +332,56 @@ pub fn stop_impair(proxy: &mut PeerServer) -> std::collections::BTreeMap<String,
         .filter_map(|(name, value)| Some((name.to_owned(), value.parse().ok()?)))
         .collect()
 }
+
+/// scripts/hostile/server.py running one `case` on a port of 127.0.0.1 it
+/// picks itself; `port` is that port. Killed when dropped.
+pub fn start_hostile_server(case: &str, extra: &[&str]) -> PeerServer {
+    let mut args = vec![
+        repo()
+            .join("scripts/hostile/server.py")
+            .display()
+            .to_string(),
+        "--listen".to_owned(),
+        "127.0.0.1:0".to_owned(),
+        "--case".to_owned(),
+        case.to_owned(),
+    ];
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    let mut server = PeerServer::start(&python(), &args, 0)
+        .unwrap_or_else(|error| panic!("hostile server {case}: {error}"));
+    server.port = listening_port(&server);
+    server
+}
+
+/// `quicprobe serve --scenario NAME` on a port of 127.0.0.1 it picks itself.
+pub fn start_serve(scenario_name: &str) -> PeerServer {
+    let args = [
+        "serve".to_owned(),
+        "--scenario".to_owned(),
+        scenario(scenario_name).display().to_string(),
+        "--listen".to_owned(),
+        "127.0.0.1:0".to_owned(),
+    ];
+    let binary = Path::new(env!("CARGO_BIN_EXE_quicprobe"));
+    let mut server = PeerServer::start(binary, &args, 0)
+        .unwrap_or_else(|error| panic!("quicprobe serve --scenario {scenario_name}: {error}"));
+    server.port = listening_port(&server);
+    server
+}
+
+/// The port of the `listening on ADDR` line a server printed.
+fn listening_port(server: &PeerServer) -> u16 {
+    server
+        .lines()
+        .iter()
+        .find_map(|line| line.split("listening on ").nth(1))
+        .and_then(|addr| addr.trim().parse::<std::net::SocketAddr>().ok())
+        .map(|addr| addr.port())
+        .expect("the server prints `listening on ADDR`")
+}
+
+/// A pathological scenario of certs/ (it has a `hostile` file), which tests
+/// walking the whole catalogue treat explicitly.
+pub fn is_hostile(name: &str) -> bool {
+    scenario(name).join("hostile").is_file()
+}

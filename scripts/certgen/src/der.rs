@@ -65,6 +65,23 @@ fn push_base128(out: &mut Vec<u8>, value: u64) {
     out.extend(groups.iter().rev());
 }
 
+/// `depth` SEQUENCEs, each the only element of the one around it, the innermost
+/// empty: a parser that recurses once per level needs `depth` stack frames.
+pub fn nested_sequences(depth: usize) -> Vec<u8> {
+    // Built inside out; quadratic copying, but a few MB for the depths used.
+    (0..depth).fold(Vec::new(), |inner, _| tlv(TAG_SEQUENCE, &inner))
+}
+
+/// GeneralName `otherName [0] { type-id OID, value [0] EXPLICIT ANY }`.
+pub fn other_name_general_name(type_id: &[u64], value: &[u8]) -> Vec<u8> {
+    const TAG_GENERAL_NAME_OTHER_NAME: u8 = 0xa0; // context 0, constructed
+    const TAG_EXPLICIT_0: u8 = 0xa0;
+    tlv(
+        TAG_GENERAL_NAME_OTHER_NAME,
+        &[oid(type_id), tlv(TAG_EXPLICIT_0, value)].concat(),
+    )
+}
+
 /// GeneralName of the URI form.
 pub fn uri_general_name(uri: &str) -> Vec<u8> {
     assert!(uri.is_ascii(), "a URI GeneralName is an IA5String");
@@ -87,6 +104,12 @@ mod tests {
             oid(&[1, 2, 840, 113549]),
             [0x06, 0x06, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d]
         );
+    }
+
+    #[test]
+    fn nests_sequences() {
+        assert_eq!(nested_sequences(0), Vec::<u8>::new());
+        assert_eq!(nested_sequences(3), [0x30, 0x04, 0x30, 0x02, 0x30, 0x00]);
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! certgen: generates the test PKIs in certs/, one folder per scenario.
 //!
-//! Usage: `certgen <output-dir>` (scripts/gen-certs runs it with `certs`).
+//! Usage: `certgen <output-dir> [SCENARIO...]` (scripts/gen-certs runs it with `certs`).
 //!
 //! Every run makes fresh keys, so all files change; the verdicts do not, because every
-//! date is fixed. Each scenario folder holds chain.pem (as the server sends it),
+//! date is fixed. Naming scenarios rewrites only their folders (plus README.md and
+//! scenarios.json, whose text does not depend on the keys), so adding a scenario does
+//! not churn every committed PEM file; such scenarios must not issue under the lab root,
+//! whose file is then left as it is. Each scenario folder holds chain.pem (as the server sends it),
 //! key.pem, roots.pem, host, description and expected; see certs/README.md.
 
 mod der;
@@ -23,12 +26,13 @@ const README_TEMPLATE: &str = include_str!("../readme-template.md");
 const README_TABLE_MARKER: &str = "<!-- scenario table -->";
 
 fn main() -> ExitCode {
-    let mut args = std::env::args_os().skip(1);
-    let (Some(out_dir), None) = (args.next(), args.next()) else {
-        eprintln!("usage: certgen <output-dir>");
+    let mut args = std::env::args().skip(1);
+    let Some(out_dir) = args.next() else {
+        eprintln!("usage: certgen <output-dir> [SCENARIO...]");
         return ExitCode::from(2);
     };
-    match run(Path::new(&out_dir)) {
+    let only: Vec<String> = args.collect();
+    match run(Path::new(&out_dir), &only) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("certgen: {err}");
@@ -37,20 +41,34 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(out_dir: &Path) -> Result<()> {
+fn run(out_dir: &Path, only: &[String]) -> Result<()> {
     let lab = LabPki::generate()?;
     let scenarios = scenarios::all(&lab)?;
+    if let Some(unknown) = only
+        .iter()
+        .find(|name| !scenarios.iter().any(|s| s.name == name.as_str()))
+    {
+        return Err(format!("no scenario named {unknown}").into());
+    }
 
     fs::create_dir_all(out_dir)?;
-    write(&out_dir.join("lab-root.pem"), &lab.root.pem())?;
+    if only.is_empty() {
+        write(&out_dir.join("lab-root.pem"), &lab.root.pem())?;
+    }
     for scenario in &scenarios {
-        write_scenario(out_dir, scenario)?;
+        if only.is_empty() || only.iter().any(|name| name == scenario.name) {
+            write_scenario(out_dir, scenario)?;
+        }
     }
     write(&out_dir.join("scenarios.json"), &index_json(&scenarios)?)?;
     write(&out_dir.join("README.md"), &readme(&scenarios))?;
+    let written = if only.is_empty() {
+        scenarios.len()
+    } else {
+        only.len()
+    };
     println!(
-        "certgen: wrote {} scenarios to {}",
-        scenarios.len(),
+        "certgen: wrote {written} scenarios to {}",
         out_dir.display()
     );
     Ok(())
@@ -72,6 +90,9 @@ fn write_scenario(out_dir: &Path, scenario: &Scenario) -> Result<()> {
     write(&dir.join("expected"), &line(&scenario.expected.to_string()))?;
     for (name, contents) in &scenario.extra_files {
         write(&dir.join(name), contents)?;
+    }
+    if let Some(why) = scenario.hostile {
+        write(&dir.join("hostile"), &line(why))?;
     }
     Ok(())
 }
@@ -99,6 +120,8 @@ struct IndexEntry<'a> {
     host: &'a str,
     /// Exactly the contents of the `expected` file.
     expected: String,
+    /// A pathological input for the hostile-server tests; the `hostile` file says why.
+    hostile: bool,
 }
 
 fn index_json(scenarios: &[Scenario]) -> Result<String> {
@@ -109,6 +132,7 @@ fn index_json(scenarios: &[Scenario]) -> Result<String> {
             description: scenario.description,
             host: scenario.host,
             expected: scenario.expected.to_string(),
+            hostile: scenario.hostile.is_some(),
         })
         .collect();
     Ok(serde_json::to_string_pretty(&entries)? + "\n")
@@ -135,8 +159,13 @@ fn scenario_table(scenarios: &[Scenario]) -> String {
                 format!("{} (at depth {depth})", error.error_string())
             }
         };
+        let mark = if scenario.hostile.is_some() {
+            " **hostile**"
+        } else {
+            ""
+        };
         table.push_str(&format!(
-            "| {} | [`{}`]({}/) | {} | `{}` | `{}` | {} |\n",
+            "| {} | [`{}`]({}/){mark} | {} | `{}` | `{}` | {} |\n",
             number + 1,
             scenario.name,
             scenario.name,

@@ -171,6 +171,34 @@ impl Ca {
         Ok(params.signed_by(&self.key, &issuer.issuer())?)
     }
 
+    /// Two CAs that issued each other: A's certificate is signed by B and B's by A, so
+    /// following issuers from either goes round for ever unless the path builder
+    /// notices. Neither is self-signed, so neither can be a trust anchor.
+    pub fn issuer_loop(
+        a_params: CertificateParams,
+        b_params: CertificateParams,
+    ) -> Result<(Ca, Ca)> {
+        let (a_key, b_key) = (
+            generate_key(KeyKind::EcdsaP256)?,
+            generate_key(KeyKind::EcdsaP256)?,
+        );
+        let a = Ca::signed_with(a_params.clone(), a_key, &b_params, &b_key)?;
+        let b = Ca::signed_with(b_params, b_key, &a_params, &a.key)?;
+        Ok((a, b))
+    }
+
+    /// A CA certificate for `key`, signed by the CA described by `issuer` and `issuer_key`.
+    fn signed_with(
+        mut params: CertificateParams,
+        key: KeyPair,
+        issuer: &CertificateParams,
+        issuer_key: &KeyPair,
+    ) -> Result<Ca> {
+        params.use_authority_key_identifier_extension = true;
+        let cert = params.signed_by(&key, &Issuer::from_params(issuer, issuer_key))?;
+        Ok(Ca { params, key, cert })
+    }
+
     /// Issues an end-entity certificate from `params` with a fresh key.
     pub fn issue_leaf(&self, mut params: CertificateParams, kind: KeyKind) -> Result<Leaf> {
         let key = generate_key(kind)?;

@@ -12,6 +12,7 @@ use std::fmt;
 use boring::x509::X509VerifyError;
 use rcgen::{BasicConstraints, ExtendedKeyUsagePurpose, GeneralSubtree, IsCa, NameConstraints};
 
+use crate::der;
 use crate::pki::{
     authority_info_access, ca_params, leaf_params, Ca, Dates, KeyKind, Leaf, Result, LAB_ORG,
 };
@@ -58,6 +59,10 @@ pub struct Scenario {
     pub roots: Vec<String>,
     /// Further files, e.g. the intermediate a server failed to send.
     pub extra_files: Vec<(&'static str, String)>,
+    /// A pathological input for the hostile-server tests (client/tests/hostile.rs):
+    /// why it is hostile and what becomes of it over QUIC, written to the `hostile`
+    /// file. Tests that walk the whole catalogue treat these explicitly.
+    pub hostile: Option<&'static str>,
 }
 
 impl Scenario {
@@ -73,6 +78,7 @@ impl Scenario {
             key_pem: leaf.key_pem(),
             roots: Vec::new(),
             extra_files: Vec::new(),
+            hostile: None,
         }
     }
 
@@ -94,6 +100,11 @@ impl Scenario {
 
     fn expect(mut self, expected: Expected) -> Scenario {
         self.expected = expected;
+        self
+    }
+
+    fn hostile(mut self, why: &'static str) -> Scenario {
+        self.hostile = Some(why);
         self
     }
 
@@ -138,7 +149,7 @@ fn other_root(common_name: &str) -> Result<Ca> {
 
 /// Every scenario, in catalogue order.
 pub fn all(lab: &LabPki) -> Result<Vec<Scenario>> {
-    let builders: [fn(&LabPki) -> Result<Scenario>; 24] = [
+    let builders: [fn(&LabPki) -> Result<Scenario>; 28] = [
         full_chain,
         leaf_only,
         missing_intermediate,
@@ -163,6 +174,10 @@ pub fn all(lab: &LabPki) -> Result<Vec<Scenario>> {
         rsa4096_chain,
         cross_signed,
         duplicate_certificate,
+        hostile_chain_200,
+        hostile_cert_64k,
+        hostile_nested_asn1,
+        hostile_issuer_loop,
     ];
     builders.iter().map(|build| build(lab)).collect()
 }
@@ -542,4 +557,136 @@ fn duplicate_certificate(lab: &LabPki) -> Result<Scenario> {
     )
     .send([lab.intermediate.pem(), lab.intermediate.pem()])
     .trust(&lab.root))
+}
+
+/// Certificates in `hostile-chain-200`: the leaf and 199 intermediates, twice
+/// BoringSSL's (and OpenSSL's) default verify depth of 100.
+const LONG_CHAIN_LEN: usize = 200;
+
+/// root -> I1 -> ... -> I199 -> leaf, every certificate sent: a path builder must stop
+/// at its depth limit rather than walk (or sign-check) all of them. BoringSSL stops
+/// adding issuers past depth 100 and then reports the last certificate it kept (I99, at
+/// depth 101) as having no issuer: 20, where OpenSSL says 22 (certificate chain too
+/// long) at the same depth.
+fn hostile_chain_200(_lab: &LabPki) -> Result<Scenario> {
+    let root = other_root("quicprobe Hostile Long Chain Root")?;
+    let mut intermediates: Vec<Ca> = Vec::with_capacity(LONG_CHAIN_LEN - 1);
+    for n in 1..LONG_CHAIN_LEN {
+        let issuer = intermediates.last().unwrap_or(&root);
+        let ca = lab_intermediate(&format!("quicprobe Hostile Chain I{n}"), issuer)?;
+        intermediates.push(ca);
+    }
+    let issuer = intermediates.last().expect("at least one intermediate");
+    let leaf = issuer.issue_leaf(leaf_params(&["localhost"])?, KeyKind::EcdsaP256)?;
+    Ok(Scenario::new(
+        "hostile-chain-200",
+        "200 certificates sent: the leaf and 199 intermediates under one trusted root, \
+         twice the default verify depth of 100",
+        &leaf,
+    )
+    .send(intermediates.iter().rev().map(Ca::pem))
+    .trust(&root)
+    .expect(rejected(
+        X509VerifyError::UNABLE_TO_GET_ISSUER_CERT_LOCALLY,
+        101,
+    ))
+    .hostile(HOSTILE_TOO_BIG_FOR_QUIC))
+}
+
+/// What the oversized scenarios do to a QUIC handshake, measured (client/tests/hostile.rs).
+const HOSTILE_TOO_BIG_FOR_QUIC: &str = "more than 64 KiB of Certificate message: over QUIC, \
+     quiche's 64 KiB CRYPTO buffer limit ends the handshake before the chain is verified";
+
+/// The smallest DER size of the `hostile-cert-64k` leaf.
+const BIG_CERT_MIN_DER: usize = 64 * 1024;
+
+/// A leaf of more than 64 KiB of DER: its SAN lists thousands of names, none of them
+/// the one dialled, so the name check must walk all of them and then reject.
+fn hostile_cert_64k(_lab: &LabPki) -> Result<Scenario> {
+    let root = other_root("quicprobe Hostile Big Leaf Root")?;
+    // 16 bytes of DER per name: 4,200 names make about 67 KB.
+    let names: Vec<String> = (0..4200).map(|n| format!("h{n:04}.big.test")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut params = leaf_params(&refs)?;
+    params.distinguished_name = crate::pki::subject("quicprobe Hostile 64 KiB Leaf", LAB_ORG);
+    let leaf = root.issue_leaf(params, KeyKind::EcdsaP256)?;
+    let der_len = pem_der_len(&leaf.pem());
+    assert!(
+        der_len >= BIG_CERT_MIN_DER,
+        "the 64 KiB leaf is only {der_len} bytes"
+    );
+    Ok(Scenario::new(
+        "hostile-cert-64k",
+        "A leaf of more than 64 KiB of DER: a SAN of 4,200 DNS names, none of them localhost",
+        &leaf,
+    )
+    .trust(&root)
+    .expect(rejected(X509VerifyError::HOSTNAME_MISMATCH, 0))
+    .hostile(HOSTILE_TOO_BIG_FOR_QUIC))
+}
+
+/// The DER size of one PEM certificate: base64 is 4 characters per 3 bytes.
+fn pem_der_len(pem: &str) -> usize {
+    let base64: usize = pem
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .map(|line| line.trim().len())
+        .sum();
+    base64 / 4 * 3 - pem.trim_end().matches('=').count()
+}
+
+/// Levels of SEQUENCE in `hostile-nested-asn1`.
+const NESTING_DEPTH: usize = 5000;
+
+/// The leaf's only SAN entry is an otherName whose value is 5,000 nested SEQUENCEs: every
+/// SAN parser (BoringSSL's, x509-parser's, OpenSSL's) reads it, and one that recurses per
+/// level would run out of stack. No DNS name, so the name check rejects it (the OpenSSL
+/// CLI, which falls back to the CN when the SAN has no DNS name, accepts it).
+fn hostile_nested_asn1(_lab: &LabPki) -> Result<Scenario> {
+    const ID_CE_SUBJECT_ALT_NAME: &[u64] = &[2, 5, 29, 17];
+    // Under 32473, the private enterprise number RFC 5612 reserves for documentation.
+    const NESTED_OTHER_NAME: &[u64] = &[1, 3, 6, 1, 4, 1, 32473, 1];
+    let root = other_root("quicprobe Hostile Nested ASN.1 Root")?;
+    let mut params = leaf_params(&["localhost"])?;
+    params.subject_alt_names.clear();
+    let nested = der::nested_sequences(NESTING_DEPTH);
+    let san = der::sequence(&[der::other_name_general_name(NESTED_OTHER_NAME, &nested)]);
+    params
+        .custom_extensions
+        .push(rcgen::CustomExtension::from_oid_content(
+            ID_CE_SUBJECT_ALT_NAME,
+            san,
+        ));
+    let leaf = root.issue_leaf(params, KeyKind::EcdsaP256)?;
+    Ok(Scenario::new(
+        "hostile-nested-asn1",
+        "The leaf's only SAN entry is an otherName holding 5,000 nested SEQUENCEs (no DNS name)",
+        &leaf,
+    )
+    .trust(&root)
+    .expect(rejected(X509VerifyError::HOSTNAME_MISMATCH, 0))
+    .hostile("deeply nested ASN.1 in the leaf's SAN; small enough (about 20 KB) to reach the verifier over QUIC"))
+}
+
+/// CA A is issued by CA B and B by A; the leaf by A. Nothing leads to the trusted root,
+/// which issued neither.
+fn hostile_issuer_loop(_lab: &LabPki) -> Result<Scenario> {
+    let root = other_root("quicprobe Hostile Loop Root")?;
+    let (a, b) = Ca::issuer_loop(
+        ca_params("quicprobe Hostile Loop CA A", LAB_ORG)?,
+        ca_params("quicprobe Hostile Loop CA B", LAB_ORG)?,
+    )?;
+    let leaf = a.issue_leaf(leaf_params(&["localhost"])?, KeyKind::EcdsaP256)?;
+    Ok(Scenario::new(
+        "hostile-issuer-loop",
+        "Leaf, A, B where A is issued by B and B by A: the issuers loop, and never reach a root",
+        &leaf,
+    )
+    .send([a.pem(), b.pem()])
+    .trust(&root)
+    .expect(rejected(
+        X509VerifyError::UNABLE_TO_GET_ISSUER_CERT_LOCALLY,
+        2,
+    ))
+    .hostile("issuers that loop (A by B, B by A); a path builder that does not remember where it has been never ends"))
 }
