@@ -359,7 +359,7 @@ fn close_with_invalid_utf8_in_the_reason_is_shown_with_replacement_characters() 
 
 // --- pathological chains, as lab scenarios -----------------------------------------
 
-/// The hostile scenarios of certs/ and their `expected` verdicts.
+/// The hostile scenarios of certs/ (each has a `hostile` file).
 const HOSTILE_SCENARIOS: &[&str] = &[
     "hostile-chain-200",
     "hostile-cert-64k",
@@ -446,5 +446,19 @@ fn pathological_chains_over_quic_end_with_a_documented_outcome() {
                 assert!(elapsed_ms < 1000.0, "{context}");
             }
         }
+    }
+}
+
+/// The catalogue-wide tests (connect_lab, aioquic_compare) leave every
+/// scenario with a `hostile` file to this file, so each must be listed here.
+#[test]
+fn every_hostile_scenario_of_certs_is_checked_here() {
+    let hostile: Vec<String> = support::scenario_names()
+        .into_iter()
+        .filter(|name| support::is_hostile(name))
+        .collect();
+    assert_eq!(hostile.len(), HOSTILE_SCENARIOS.len(), "{hostile:?}");
+    for name in &hostile {
+        assert!(HOSTILE_SCENARIOS.contains(&name.as_str()), "{name}");
     }
 }

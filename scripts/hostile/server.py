@@ -42,8 +42,9 @@ a client that discards the hostile packets completes the handshake):
                         a stateless reset (§10.3) carrying the right token and
                         forgets the connection
   close-huge-reason     completes the handshake, then answers the request with
-                        a CONNECTION_CLOSE whose reason fills one datagram:
-                        65,471 bytes, as near 64 KiB as UDP over IPv4 allows
+                        a CONNECTION_CLOSE whose reason fills one 65,507-byte
+                        datagram (65,459 bytes with quiche's 20-byte connection
+                        IDs): as near 64 KiB as UDP over IPv4 allows
   close-overlong-reason the same, but the frame claims a 65,536-byte (64 KiB)
                         reason, more than the packet holds
   close-invalid-utf8    completes the handshake, then a CONNECTION_CLOSE whose
@@ -301,7 +302,6 @@ def lying_long_headers(real: bytes):
     whose fields lie, each with what it is."""
     for length in list(range(1, 64)) + list(range(64, len(real), 97)):
         yield real[:length], f"first datagram cut to {length} bytes"
-    version_and_ids = real[1:]
     for cid_len in (21, 64, 255):  # §17.2: at most 20 in QUIC v1
         yield bytes([real[0]]) + real[1:5] + bytes([cid_len]) + real[6:64], (
             f"destination connection ID length {cid_len}"
@@ -312,7 +312,7 @@ def lying_long_headers(real: bytes):
     scid_len = real[at]
     at += 1 + scid_len + 1  # SCID, then an empty token (length 0)
     yield real[:at] + encode_uint_var(16_383) + real[at + 2 : at + 40], "Length past the end"
-    yield bytes([real[0] & ~0x40 & 0xFF]) + version_and_ids, "fixed bit clear"
+    yield bytes([real[0] & ~0x40 & 0xFF]) + real[1:], "fixed bit clear"
 
 
 # --- the connection-level cases ----------------------------------------------
