@@ -53,6 +53,12 @@ impl OutcomeKind {
     }
 }
 
+/// QUIC's CRYPTO_BUFFER_EXCEEDED (RFC 9000 §20.1).
+const CRYPTO_BUFFER_EXCEEDED: u64 = 0xd;
+
+/// How much of a close reason the text shows.
+const MAX_REASON_SHOWN: usize = 200;
+
 /// A CONNECTION_CLOSE, sent or received.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Close {
@@ -87,6 +93,10 @@ impl Close {
         };
         let reason = if self.reason.is_empty() {
             "no reason given".to_owned()
+        } else if self.reason.chars().count() > MAX_REASON_SHOWN {
+            // The JSON keeps it whole; one line of text does not need 64 KiB.
+            let shown: String = self.reason.chars().take(MAX_REASON_SHOWN).collect();
+            format!("reason {shown:?}... ({} bytes in all)", self.reason.len())
         } else {
             format!("reason {:?}", self.reason)
         };
@@ -359,11 +369,18 @@ impl Outcome {
             );
         }
         let cut = self.responses.iter().find(|r| !r.complete);
+        let how = match &self.close {
+            None => "the connection ended without a CONNECTION_CLOSE (a stateless reset, \
+                     RFC 9000 §10.3: the server lost the connection's state)"
+                .to_owned(),
+            Some(close) if close.sent_by == "client" => format!(
+                "quicprobe closed the connection ({}): the server broke the protocol",
+                close.describe()
+            ),
+            Some(close) => format!("the server closed the connection ({})", close.describe()),
+        };
         format!(
-            "the server closed the connection ({}) after {} bytes of {}, before it was complete",
-            self.close
-                .as_ref()
-                .map_or_else(|| "no CONNECTION_CLOSE".to_owned(), Close::describe),
+            "{how} after {} bytes of {}, before it was complete",
             cut.map_or(0, |r| r.body_bytes),
             cut.map_or("the response", |r| r.path.as_str())
         )
@@ -422,6 +439,16 @@ impl Outcome {
             return format!(
                 "server refused ALPN; offered {} ({})",
                 self.offered_alpns().join(","),
+                close.describe()
+            );
+        }
+        if close.sent_by == "client" && !close.is_app && close.error_code == CRYPTO_BUFFER_EXCEEDED
+        {
+            return format!(
+                "the server's handshake messages overflowed the client's crypto buffer \
+                 (quiche takes at most 64 KiB of them): a certificate chain this large cannot \
+                 be received by quiche-based clients, and is far larger than any client needs; \
+                 send the leaf and its intermediates only ({})",
                 close.describe()
             );
         }
@@ -529,5 +556,33 @@ fn stats_of(conn: &quiche::Connection) -> Stats {
         sent_packets: stats.sent,
         recv_packets: stats.recv,
         lost: stats.lost,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close_with_reason(reason: String) -> Close {
+        Close {
+            sent_by: "server",
+            is_app: false,
+            error_code: 0xa,
+            reason,
+            tls_alert: None,
+        }
+    }
+
+    #[test]
+    fn a_huge_close_reason_is_cut_in_the_text_and_its_size_said() {
+        let text = close_with_reason("x".repeat(65_459)).describe();
+        assert!(text.len() < 300, "{} characters", text.len());
+        assert!(text.contains("(65459 bytes in all)"), "{text}");
+    }
+
+    #[test]
+    fn a_short_close_reason_is_shown_whole() {
+        let text = close_with_reason("bye".into()).describe();
+        assert_eq!(text, "0xa PROTOCOL_VIOLATION, reason \"bye\"");
     }
 }

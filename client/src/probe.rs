@@ -319,8 +319,8 @@ impl Probe {
 
     fn recv_datagram(&mut self, datagram: &mut [u8], slot: &VerdictSlot) {
         self.last_received = Instant::now();
-        let kind = self.note_long_header(datagram);
-        self.flights.on_received(datagram.len(), kind);
+        let claim = self.long_header_claim(datagram);
+        let len = datagram.len();
         let info = quiche::RecvInfo {
             from: self.addr,
             to: self.local,
@@ -331,6 +331,14 @@ impl Probe {
             .is_none()
             .then(|| self.conn.stats().recv);
         let result = self.conn.recv(datagram, info);
+        let kind = match claim.filter(|claim| claim.taken(&self.conn)) {
+            Some(claim) => {
+                self.push_stage(claim.stage);
+                claim.kind
+            }
+            None => Received::Other,
+        };
+        self.flights.on_received(len, kind);
         if kind == Received::Other && processed_before == Some(self.conn.stats().recv) {
             self.flights.on_unusable();
         }
@@ -368,49 +376,54 @@ impl Probe {
         }
     }
 
-    /// Retry and version negotiation are visible only in the packet header.
-    fn note_long_header(&mut self, datagram: &[u8]) -> Received {
+    /// What a long header claims: a Retry or a version negotiation, which
+    /// only the packet header shows. Whether quiche took it is known only
+    /// after `conn.recv` (see [`Claim::taken`]): a Retry with a bad integrity
+    /// tag, a second Retry, or a version negotiation for other connection IDs
+    /// or listing our own version are ignored, and are no round trip.
+    fn long_header_claim(&self, datagram: &[u8]) -> Option<Claim> {
         const LONG_HEADER: u8 = 0x80;
-        if datagram
-            .first()
-            .is_none_or(|first| first & LONG_HEADER == 0)
-        {
-            return Received::Other;
+        if datagram.first()? & LONG_HEADER == 0 {
+            return None;
         }
         let mut copy = datagram.to_vec();
-        let Ok(header) = quiche::Header::from_slice(&mut copy, quiche::MAX_CONN_ID_LEN) else {
-            return Received::Other;
-        };
+        let header = quiche::Header::from_slice(&mut copy, quiche::MAX_CONN_ID_LEN).ok()?;
         match header.ty {
-            // quiche follows the first Retry only and drops any other.
-            quiche::Type::Retry
-                if !self
-                    .stages
-                    .iter()
-                    .any(|s| matches!(s.stage, Stage::Retry { .. })) =>
-            {
-                let token_bytes = header.token.as_ref().map_or(0, Vec::len);
-                self.push_stage(Stage::Retry { token_bytes });
-                Received::Retry
+            quiche::Type::Retry => Some(Claim {
+                stage: Stage::Retry {
+                    token_bytes: header.token.as_ref().map_or(0, Vec::len),
+                },
+                kind: Received::Retry,
+                // A Retry quiche follows gives it a new destination ID.
+                taken_if: TakenIf::DestinationChanges(self.conn.destination_id().to_vec()),
+            }),
+            quiche::Type::VersionNegotiation => {
+                let versions = header.versions.clone().unwrap_or_default();
+                Some(Claim {
+                    taken_if: TakenIf::Now(self.takes_version_negotiation(&header, &versions)),
+                    stage: Stage::VersionNegotiation {
+                        offered: versions.iter().map(|v| version_name(*v)).collect(),
+                    },
+                    kind: Received::VersionNegotiation,
+                })
             }
-            quiche::Type::VersionNegotiation
-                if !self
-                    .stages
-                    .iter()
-                    .any(|s| matches!(s.stage, Stage::VersionNegotiation { .. })) =>
-            {
-                let offered = header
-                    .versions
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|v| version_name(*v))
-                    .collect();
-                self.push_stage(Stage::VersionNegotiation { offered });
-                Received::VersionNegotiation
-            }
-            // What quiche ignores is no new round trip either.
-            _ => Received::Other,
+            _ => None,
         }
+    }
+
+    /// quiche's own tests for a version negotiation (RFC 9000 §6.2): the
+    /// first, before any packet was processed, for our connection IDs, and
+    /// not listing the version we speak.
+    fn takes_version_negotiation(&self, header: &quiche::Header, versions: &[u32]) -> bool {
+        let first = !self
+            .stages
+            .iter()
+            .any(|s| matches!(s.stage, Stage::VersionNegotiation { .. }));
+        first
+            && self.conn.stats().recv == 0
+            && header.dcid.as_ref() == self.conn.source_id().as_ref()
+            && header.scid.as_ref() == self.conn.destination_id().as_ref()
+            && !versions.contains(&quiche::PROTOCOL_VERSION)
     }
 
     /// Turns the TLS messages and the verdict of the last call into stages,
@@ -693,9 +706,16 @@ impl Probe {
             let responses = self.responses();
             let unfinished = responses.iter().any(|r| !r.complete && r.error.is_none());
             if unfinished && self.closing.is_none() {
-                return match self.conn.peer_error() {
-                    Some(_) => OutcomeKind::PartialResponse,
-                    None => OutcomeKind::Timeout,
+                // Only a connection that is still open, or that quiche's
+                // idle timer ended, has stalled; a close from either side
+                // or a stateless reset ended it.
+                let ended = self.conn.peer_error().is_some()
+                    || self.conn.local_error().is_some()
+                    || (self.conn.is_closed() && !self.conn.is_timed_out());
+                return if ended {
+                    OutcomeKind::PartialResponse
+                } else {
+                    OutcomeKind::Timeout
                 };
             }
             // A body cut short, reset, or longer or shorter than declared.
@@ -730,6 +750,32 @@ impl Probe {
         self.conn
             .local_error()
             .map(|error| Close::from_error("client", error))
+    }
+}
+
+/// A Retry or version negotiation seen in a long header, to be traced only
+/// if quiche takes it.
+struct Claim {
+    stage: Stage,
+    kind: Received,
+    taken_if: TakenIf,
+}
+
+enum TakenIf {
+    /// Known before `conn.recv`, from quiche's own rules.
+    Now(bool),
+    /// The destination connection ID before `conn.recv`.
+    DestinationChanges(Vec<u8>),
+}
+
+impl Claim {
+    fn taken(&self, conn: &quiche::Connection) -> bool {
+        match &self.taken_if {
+            TakenIf::Now(taken) => *taken,
+            TakenIf::DestinationChanges(before) => {
+                conn.destination_id().as_ref() != before.as_slice()
+            }
+        }
     }
 }
 
