@@ -399,6 +399,20 @@ fn pathological_chains_are_rejected_by_verify_in_under_a_second() {
             elapsed < Duration::from_secs(1),
             "{name}: verify took {elapsed:?}"
         );
+        let diagnosis = &report["diagnosis"];
+        let cause = diagnosis["cause"].as_str().unwrap_or("");
+        match *name {
+            // The issuer named as missing was sent, past the depth limit.
+            "hostile-chain-200" => {
+                assert_eq!(diagnosis["fault"]["kind"], "chain_too_long", "{cause}");
+            }
+            // Its SAN has an otherName only: a SAN, but no DNS name in it.
+            "hostile-nested-asn1" => {
+                assert!(!cause.contains("has no SAN"), "{cause}");
+                assert!(cause.contains("no SAN entry carries a DNS name"), "{cause}");
+            }
+            _ => {}
+        }
     }
 }
 

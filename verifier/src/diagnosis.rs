@@ -20,6 +20,14 @@ pub enum Fault {
         /// Where the certificate below it says the missing one can be downloaded.
         aia_ca_issuers: Option<String>,
     },
+    /// The issuer was sent, but past the verification depth limit (100
+    /// certificates, as OpenSSL's default): the chain is too long to verify.
+    ChainTooLong {
+        /// Where verification gave up.
+        depth: u32,
+        /// How many certificates the server sent.
+        sent: usize,
+    },
     /// The chain ends in a root the client does not trust (error 19).
     UntrustedRoot { root: String },
     /// The server's certificate signed itself (error 18).
@@ -103,6 +111,14 @@ fn classify(verdict: &Verdict, report: &ChainReport) -> Fault {
         {
             Fault::UntrustedRoot { root: subject }
         }
+        code::UNABLE_TO_GET_ISSUER_CERT_LOCALLY | code::UNABLE_TO_GET_ISSUER_CERT
+            if depth >= MAX_VERIFY_DEPTH && was_sent(verdict, report) =>
+        {
+            Fault::ChainTooLong {
+                depth,
+                sent: report.certificates.len(),
+            }
+        }
         code::UNABLE_TO_GET_ISSUER_CERT_LOCALLY
         | code::UNABLE_TO_GET_ISSUER_CERT
         | code::UNABLE_TO_VERIFY_LEAF_SIGNATURE => Fault::MissingIntermediate {
@@ -166,6 +182,19 @@ fn name_mismatch(verdict: &Verdict, report: &ChainReport) -> Fault {
     }
 }
 
+/// BoringSSL's and OpenSSL's default verification depth: chain building
+/// stops past this many intermediates.
+const MAX_VERIFY_DEPTH: u32 = 100;
+
+/// Whether the issuer the verdict names as missing is among the
+/// certificates the server sent.
+fn was_sent(verdict: &Verdict, report: &ChainReport) -> bool {
+    verdict
+        .certificate_issuer
+        .as_deref()
+        .is_some_and(|issuer| report.certificates.iter().any(|c| c.subject == issuer))
+}
+
 fn explain(fault: &Fault, verdict: &Verdict, report: &ChainReport) -> (String, String) {
     match fault {
         Fault::None => accepted_explanation(report),
@@ -173,6 +202,17 @@ fn explain(fault: &Fault, verdict: &Verdict, report: &ChainReport) -> (String, S
             missing,
             aia_ca_issuers,
         } => missing_intermediate(verdict, missing, aia_ca_issuers.as_deref()),
+        Fault::ChainTooLong { depth, sent } => (
+            format!(
+                "The server sent {sent} certificates; verification stops at depth {depth}, \
+                 past the limit of {MAX_VERIFY_DEPTH} intermediates that OpenSSL and BoringSSL \
+                 apply, so the chain never reaches a trusted root. The issuer it names as \
+                 missing was sent, beyond that limit."
+            ),
+            "Send the leaf and the intermediates that lead to a trusted root only: a real \
+             chain has one to three intermediates."
+                .into(),
+        ),
         Fault::UntrustedRoot { root } => (
             format!("The chain ends in the self-signed root '{root}', which the client does not trust."),
             "Use a certificate issued by a CA the clients trust, or have the clients trust this root \
@@ -282,22 +322,31 @@ fn name_mismatch_explanation(
     san: &[String],
     only_in_common_name: bool,
 ) -> (String, String) {
+    // An empty list means no SAN, or a SAN with no DNS name or IP address
+    // (an otherName only, say): the report lists those two kinds.
     if only_in_common_name {
         return (
             format!(
-                "'{dialled}' appears only in the certificate's subject CN and it has no SAN. \
-                 Strict clients (RFC 9525, Chrome, Go, aioquic, quicprobe) match SAN only."
+                "'{dialled}' appears only in the certificate's subject CN, and no SAN entry \
+                 carries a DNS name or IP address. Strict clients (RFC 9525, Chrome, Go, \
+                 aioquic, quicprobe) match SAN only."
             ),
             format!("Reissue the certificate with subjectAltName DNS:{dialled}."),
         );
     }
-    let names = if san.is_empty() {
-        "no SAN at all".to_owned()
+    let cause = if san.is_empty() {
+        format!(
+            "The certificate is not for '{dialled}': no SAN entry carries a DNS name or IP \
+             address."
+        )
     } else {
-        san.join(", ")
+        format!(
+            "The certificate is not for '{dialled}': it is for {}.",
+            san.join(", ")
+        )
     };
     (
-        format!("The certificate is not for '{dialled}': it is for {names}."),
+        cause,
         format!(
             "Serve a certificate whose SAN includes '{dialled}', or dial one of the names it carries."
         ),
