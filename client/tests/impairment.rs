@@ -73,6 +73,22 @@ fn get(port: u16, size: usize, timeout_secs: &str) -> Output {
     ])
 }
 
+/// One `connect` through a fresh lab and a relay with `flags`: the output,
+/// its JSON, and the relay's counters; a panic fails the test.
+fn connect_through(
+    flags: &[&str],
+    timeout_secs: &str,
+    what: &str,
+) -> (Output, Value, BTreeMap<String, u64>) {
+    let lab = start_lab();
+    let mut proxy = start_impair(lab.addr(), flags);
+    let output = connect(proxy.port, timeout_secs);
+    let counters = stop_impair(&mut proxy);
+    assert_no_panic(&output, what);
+    let report = json_of(&output);
+    (output, report, counters)
+}
+
 fn assert_no_panic(output: &Output, what: &str) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains("panicked"), "{what}: {stderr}");
@@ -295,15 +311,11 @@ fn a_download_through_bit_flips_is_still_byte_for_byte() {
 
 #[test]
 fn client_datagrams_cut_below_1200_bytes_are_a_timeout_without_a_server_hello() {
-    let lab = start_lab();
-    let mut proxy = start_impair(
-        lab.addr(),
+    let (output, report, counters) = connect_through(
         &["--truncate", "1000", "--direction", "to-server"],
+        "2",
+        "truncated",
     );
-    let output = connect(proxy.port, "2");
-    let counters = stop_impair(&mut proxy);
-    assert_no_panic(&output, "truncated");
-    let report = json_of(&output);
     println!(
         "client datagrams cut to 1000 bytes: exit {:?}, {}; proxy {counters:?}",
         output.status.code(),
@@ -330,20 +342,16 @@ fn client_datagrams_cut_below_1200_bytes_are_a_timeout_without_a_server_hello() 
 
 #[test]
 fn the_servers_datagrams_cut_short_mostly_time_out_saying_the_server_answered() {
-    let lab = start_lab();
     // The server's first datagrams are 1200 bytes (its ServerHello, with an
     // X25519MLKEM768 share, fills them); cut to 1100, the packet carrying it
     // fails its AEAD tag, and so does nearly every retransmission. Rarely
     // (1 run in about 20 measured) a retransmission is packed small enough to
     // pass and the handshake completes late: also a right answer.
-    let mut proxy = start_impair(
-        lab.addr(),
+    let (output, report, counters) = connect_through(
         &["--truncate", "1100", "--direction", "to-client"],
+        "2",
+        "truncated",
     );
-    let output = connect(proxy.port, "2");
-    let counters = stop_impair(&mut proxy);
-    assert_no_panic(&output, "truncated");
-    let report = json_of(&output);
     println!(
         "server datagrams cut to 1100 bytes: exit {:?}, {}; proxy {counters:?}",
         output.status.code(),
@@ -366,12 +374,8 @@ fn the_servers_datagrams_cut_short_mostly_time_out_saying_the_server_answered() 
 
 #[test]
 fn a_black_hole_from_the_first_datagram_is_a_timeout_at_the_initial() {
-    let lab = start_lab();
-    let mut proxy = start_impair(lab.addr(), &["--blackhole-after", "0"]);
-    let output = connect(proxy.port, "2");
-    let counters = stop_impair(&mut proxy);
-    assert_no_panic(&output, "black hole");
-    let report = json_of(&output);
+    let (output, report, counters) =
+        connect_through(&["--blackhole-after", "0"], "2", "black hole");
     assert_eq!(output.status.code(), Some(28), "{report}");
     let explanation = report["explanation"].as_str().unwrap();
     assert!(
@@ -575,15 +579,11 @@ fn the_same_seed_replays_the_same_losses_over_the_wire() {
 
 #[test]
 fn delay_and_jitter_lengthen_the_round_trip_and_the_handshake_still_completes() {
-    let lab = start_lab();
-    let mut proxy = start_impair(
-        lab.addr(),
+    let (output, report, counters) = connect_through(
         &["--seed", "2", "--delay", "40", "--jitter", "10"],
+        HANDSHAKE_TIMEOUT_SECS,
+        "delay",
     );
-    let output = connect(proxy.port, HANDSHAKE_TIMEOUT_SECS);
-    let counters = stop_impair(&mut proxy);
-    assert_no_panic(&output, "delay");
-    let report = json_of(&output);
     assert_eq!(output.status.code(), Some(0), "{}", report["explanation"]);
     // 30 to 50 ms each way: the handshake takes at least one such round trip.
     let handshake_ms = report["handshake_ms"].as_f64().unwrap();

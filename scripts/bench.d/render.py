@@ -189,24 +189,11 @@ class Doc:
                     f"| {server} | {client} | {mib(e['bytes'])} | {spread(self.s(rid, 'mb_per_s'))} | "
                     f"{spread(self.s(rid, 'client_cpu_s_per_gb'))} | {spread(self.s(rid, 'server_cpu_s_per_gb'))} | "
                     f"{ratio_text(share, as_percent=True)} | {self.ok(rid)} |")
-        rid = "bulk/raw-udp/iperf3"
-        e = self.by_id.get(rid)
-        if e:
-            lines.append(
-                f"| loopback | raw UDP (iperf3 -u, {e['datagram_bytes']} B datagrams, {e['seconds']} s) | — | "
-                f"{spread(self.s(rid, 'mb_per_s'))} received (sent {num((self.s(rid, 'sent_mb_per_s') or {}).get('median'))}, "
-                f"lost {num((self.s(rid, 'lost_percent') or {}).get('median'))} %) | "
-                f"{spread(self.s(rid, 'client_cpu_s_per_gb'))} (sender) | — | 100 % | {self.ok(rid)} |")
-        rid = "bulk/raw-udp-gso/python"
-        e = self.by_id.get(rid)
-        if e:
-            lines.append(
-                f"| loopback | raw UDP with GSO and GRO (scripts/peers/udp_gso.py, {e['datagram_bytes']} B datagrams, "
-                f"{e['seconds']} s) | — | "
-                f"{spread(self.s(rid, 'mb_per_s'))} received (sent {num((self.s(rid, 'sent_mb_per_s') or {}).get('median'))}, "
-                f"lost {num((self.s(rid, 'lost_percent') or {}).get('median'))} %) | "
-                f"{spread(self.s(rid, 'client_cpu_s_per_gb'))} (sender) | "
-                f"{spread(self.s(rid, 'receiver_cpu_s_per_gb'))} (receiver) | — | {self.ok(rid)} |")
+        lines += filter(None, [
+            self.raw_udp_row("bulk/raw-udp/iperf3", "raw UDP (iperf3 -u", "—", "100 %"),
+            self.raw_udp_row("bulk/raw-udp-gso/python", "raw UDP with GSO and GRO (scripts/peers/udp_gso.py",
+                             None, "—"),
+        ])
         lines += ["", "| ratio | median (run-by-run min–max) |", "|---|---|"]
         for r in self.d["ratios"]:
             if r["id"].startswith("bulk/"):
@@ -226,6 +213,18 @@ class Doc:
         if bounds:
             lines += ["", "Bounds, from the medians above:", ""] + bounds
         return "\n".join(lines)
+
+    def raw_udp_row(self, rid: str, label: str, receiver_cpu: str | None, share: str) -> str | None:
+        """One raw-UDP peer's row of the bulk table; `receiver_cpu` None means measured."""
+        e = self.by_id.get(rid)
+        if not e:
+            return None
+        sent = num((self.s(rid, "sent_mb_per_s") or {}).get("median"))
+        lost = num((self.s(rid, "lost_percent") or {}).get("median"))
+        receiver = receiver_cpu or f"{spread(self.s(rid, 'receiver_cpu_s_per_gb'))} (receiver)"
+        return (f"| loopback | {label}, {e['datagram_bytes']} B datagrams, {e['seconds']} s) | — | "
+                f"{spread(self.s(rid, 'mb_per_s'))} received (sent {sent}, lost {lost} %) | "
+                f"{spread(self.s(rid, 'client_cpu_s_per_gb'))} (sender) | {receiver} | {share} | {self.ok(rid)} |")
 
     def memory(self) -> str:
         n = self.d["settings"]["idle_connections"]
