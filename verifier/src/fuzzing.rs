@@ -125,6 +125,58 @@ fn der_element_len(data: &[u8]) -> Option<usize> {
     2usize.checked_add(octets)?.checked_add(length)
 }
 
+/// One corpus input that takes longer than this counts as a hang when the
+/// ordinary test suite replays it (a debug build; the fuzzers' release builds
+/// run each input in milliseconds).
+pub const SLOWEST_REPLAY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Replays every file of `fuzz/corpus/TARGET` (`corpus_dir`) through
+/// `entry`, for the tests of both crates: one line per file that panicked or
+/// ran longer than [`SLOWEST_REPLAY`], and one when the directory is missing
+/// or empty, so that a moved or emptied corpus cannot pass silently.
+pub fn replay_corpus(corpus_dir: &Path, entry: fn(&[u8])) -> Vec<String> {
+    let files = match corpus_files(corpus_dir) {
+        Ok(files) if !files.is_empty() => files,
+        Ok(_) => return vec![format!("{}: no corpus files", corpus_dir.display())],
+        Err(error) => return vec![format!("{}: {error}", corpus_dir.display())],
+    };
+    files
+        .iter()
+        .filter_map(|path| replay_one(path, entry).err())
+        .collect()
+}
+
+fn corpus_files(dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn replay_one(path: &Path, entry: fn(&[u8])) -> Result<(), String> {
+    let data = std::fs::read(path).map_err(|error| format!("{}: {error}", path.display()))?;
+    let started = std::time::Instant::now();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| entry(&data)));
+    let took = started.elapsed();
+    if let Err(panic) = outcome {
+        let message = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("(no message)");
+        return Err(format!("{}: panicked: {message}", path.display()));
+    }
+    if took > SLOWEST_REPLAY {
+        return Err(format!("{}: took {took:?}", path.display()));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
