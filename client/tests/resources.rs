@@ -110,7 +110,7 @@ fn five_thousand_sequential_connections_keep_fds_constant_and_rss_bounded() {
         // Not after the last line: the process may already be exiting, and a
         // zombie's /proc status has no VmRSS.
         let sampled = done % SAMPLE_EVERY == 0 || done == CONNECTIONS - 1;
-        if done >= WARM_UP && done < CONNECTIONS && sampled {
+        if (WARM_UP..CONNECTIONS).contains(&done) && sampled {
             samples.push(sample(pid, done));
         }
     }
