@@ -1013,3 +1013,117 @@ fn random_hmac_key() -> Result<hmac::Key, LabError> {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A quiche client trusting the scenario's roots, as the lab's peer.
+    fn client_for(scenario: &Path, lab: SocketAddr, local: SocketAddr) -> quiche::Connection {
+        let mut config = quiche::Config::new(quiche::PROTOCOL_VERSION).unwrap();
+        config
+            .load_verify_locations_from_file(scenario.join("roots.pem").to_str().unwrap())
+            .unwrap();
+        config.verify_peer(true);
+        config.set_application_protos(&[b"hq-interop"]).unwrap();
+        config.set_max_idle_timeout(5_000);
+        config.set_initial_max_data(1 << 20);
+        config.set_initial_max_stream_data_bidi_local(1 << 20);
+        config.set_initial_max_streams_bidi(4);
+        let scid = quiche::ConnectionId::from_ref(&[7; 16]);
+        quiche::connect(Some("localhost"), &scid, local, lab, &mut config).unwrap()
+    }
+
+    /// The length of the first QUIC packet of a datagram starting with a long
+    /// header (RFC 9000 §17.2): everything up to the end of its Length field
+    /// plus the Length itself.
+    fn first_long_packet_len(datagram: &[u8]) -> usize {
+        fn varint(bytes: &[u8], at: &mut usize) -> usize {
+            let len = 1 << (bytes[*at] >> 6);
+            let mut value = usize::from(bytes[*at] & 0x3f);
+            for byte in &bytes[*at + 1..*at + len] {
+                value = (value << 8) | usize::from(*byte);
+            }
+            *at += len;
+            value
+        }
+        assert!(datagram[0] & 0x80 != 0, "not a long header");
+        let mut at = 5;
+        at += 1 + usize::from(datagram[at]); // destination connection ID
+        at += 1 + usize::from(datagram[at]); // source connection ID
+        let token = varint(datagram, &mut at); // an Initial's token
+        at += token;
+        let length = varint(datagram, &mut at);
+        at + length
+    }
+
+    /// Moves everything the lab's connection has to send into the client.
+    fn lab_to_client(lab: &mut LabServer, client: &mut quiche::Connection, to: SocketAddr) {
+        let from = lab.local_addr();
+        let mut out = vec![0; MAX_DATAGRAM];
+        for connection in lab.connections.values_mut() {
+            while let Ok((len, _)) = connection.conn.send(&mut out) {
+                client
+                    .recv(&mut out[..len], quiche::RecvInfo { from, to })
+                    .unwrap();
+            }
+        }
+    }
+
+    fn packets_received_by_lab(lab: &LabServer) -> usize {
+        lab.connections.values().map(|c| c.conn.stats().recv).sum()
+    }
+
+    /// RFC 9000 §14.1: an Initial packet in a datagram under 1200 bytes is
+    /// discarded, not only a connection's first. The client's second flight
+    /// coalesces its Initial ACK with a Handshake packet that carries the
+    /// padding; cut after the Initial, the packet is intact and authentic,
+    /// so only the datagram's size can make the lab drop it (quiche alone
+    /// would process it). The whole datagram is then processed, as control.
+    #[test]
+    fn an_initial_in_a_short_datagram_is_discarded_even_mid_handshake() {
+        let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("../certs/full-chain");
+        let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let mut lab = LabServer::bind(&LabSpec::for_scenario(&scenario, listen)).unwrap();
+        let local: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let mut client = client_for(&scenario, lab.local_addr(), local);
+        let mut out = vec![0; MAX_DATAGRAM];
+
+        // The ClientHello (one or two padded datagrams), then the server's flight.
+        while let Ok((len, _)) = client.send(&mut out) {
+            lab.handle_datagram(&mut out[..len], local, &mut |_| {});
+        }
+        assert_eq!(lab.connections.len(), 1, "the lab accepted the ClientHello");
+        lab_to_client(&mut lab, &mut client, local);
+
+        let (len, _) = client.send(&mut out).unwrap();
+        let second_flight = out[..len].to_vec();
+        let initial_len = first_long_packet_len(&second_flight);
+        assert_eq!(
+            second_flight[0] & 0x30,
+            0x00,
+            "the first packet is an Initial"
+        );
+        assert!(
+            initial_len < len && len >= MIN_CLIENT_INITIAL_DATAGRAM,
+            "expected an Initial coalesced with more in a padded datagram: \
+             {initial_len} of {len} bytes"
+        );
+
+        let before = packets_received_by_lab(&lab);
+        let mut short = second_flight[..initial_len].to_vec();
+        lab.handle_datagram(&mut short, local, &mut |_| {});
+        assert_eq!(
+            packets_received_by_lab(&lab),
+            before,
+            "an Initial in a {initial_len}-byte datagram reached quiche"
+        );
+
+        let mut whole = second_flight;
+        lab.handle_datagram(&mut whole, local, &mut |_| {});
+        assert!(
+            packets_received_by_lab(&lab) > before,
+            "control: the same Initial in the whole datagram is processed"
+        );
+    }
+}
