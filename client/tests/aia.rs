@@ -19,6 +19,7 @@ use quicprobe::aia::{
     self, fetch, fetch_issuer, missing_issuer_url, parse_body, run_aia_check, run_aia_check_at,
     verify_with_fetched, AiaErrorKind, AiaOutcome, BodyFormat, FetchSettings,
 };
+use quicprobe_verifier::fuzzing::noise;
 use quicprobe_verifier::{read_certificates, verify, PeerName, TrustStore};
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -827,19 +828,6 @@ fn garbage_bodies_and_broken_responses_are_errors_never_panics() {
             String::from_utf8_lossy(&response[..response.len().min(60)])
         );
     }
-}
-
-/// A small deterministic generator: the same inputs on every run.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-    (0..len)
-        .map(|_| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 33) as u8
-        })
-        .collect()
 }
 
 fn mangle(bytes: &[u8], seed: u64) -> Vec<u8> {

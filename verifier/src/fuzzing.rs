@@ -125,10 +125,35 @@ fn der_element_len(data: &[u8]) -> Option<usize> {
     2usize.checked_add(octets)?.checked_add(length)
 }
 
+/// Deterministic pseudo-random bytes for the garbage-input tests of both
+/// crates: the same `seed` gives the same bytes on every run and machine.
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as u8
+        })
+        .collect()
+}
+
 /// One corpus input that takes longer than this counts as a hang when the
 /// ordinary test suite replays it (a debug build; the fuzzers' release builds
 /// run each input in milliseconds).
 pub const SLOWEST_REPLAY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Replays `fuzz/corpus/TARGET` of this workspace through `entry` and panics
+/// naming every file that failed (see [`replay_corpus`]): the assertion
+/// behind both crates' corpus tests.
+pub fn assert_corpus_replays(target: &str, entry: fn(&[u8])) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/corpus")
+        .join(target);
+    let failures = replay_corpus(&dir, entry);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
 
 /// Replays every file of `fuzz/corpus/TARGET` (`corpus_dir`) through
 /// `entry`, for the tests of both crates: one line per file that panicked or

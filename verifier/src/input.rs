@@ -179,19 +179,7 @@ fn first_error_reason(error: &boring::error::ErrorStack) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A small deterministic generator: the same inputs on every run.
-    fn noise(seed: u64, len: usize) -> Vec<u8> {
-        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-        (0..len)
-            .map(|_| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                (state >> 33) as u8
-            })
-            .collect()
-    }
+    use crate::fuzzing::noise;
 
     #[test]
     fn arbitrary_bytes_give_an_error_or_certificates_never_a_panic() {
