@@ -633,6 +633,12 @@ class Bench:
                            runs_are="criterion samples (each the mean of many iterations)")
             e["summary"] = criterion(f"one-signature_{label}")
             e["failed_runs"] = 0
+        for label in ("ecdsa-p256-3-certs", "rsa4096-5-certs"):
+            e = self.entry(f"verifier/{label}/chain-signatures", "verifier", "boringssl-chain-signatures", None,
+                           cmdline(cmd), benchmark=f"chain-signatures/{label}",
+                           runs_are="criterion samples (each the mean of many iterations)")
+            e["summary"] = criterion(f"chain-signatures_{label}")
+            e["failed_runs"] = 0
 
     # -- profiles
     def profiles(self, servers: dict) -> dict:
