@@ -340,7 +340,20 @@ def render(data: dict, text: str) -> str:
     if missing:
         print(f"render.py: the page has no block for: {', '.join(sorted(missing))}", file=sys.stderr)
         sys.exit(2)
+    if data.get("mode") == "quick":
+        text = with_quick_banner(text, data)
     return text
+
+
+def with_quick_banner(text: str, data: dict) -> str:
+    """A quick run fills the committed page's tables only: say so under its
+    title, since the prose around them quotes the full run it was written for."""
+    title, _, rest = text.partition("\n")
+    banner = (f"> **Quick run of {data.get('date', '?')}** (`scripts/bench --quick`: fewer runs, "
+              "smaller sizes). Only the tables between the `bench:` markers and the plot are "
+              "this run's; the text around them was written for the committed full run "
+              "(docs/benchmarks.md) and quotes its figures, not these.")
+    return f"{title}\n\n{banner}\n{rest}"
 
 
 def summary(data: dict) -> str:
