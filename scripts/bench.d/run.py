@@ -627,17 +627,14 @@ class Bench:
             self.ratios.append(ratio(f"verifier/{label}/aioquic-vs-quicprobe",
                                      f"µs per verification, {label}: aioquic / quicprobe verify",
                                      e, self.get(f"verifier/{label}/quicprobe-verify"), "us"))
-        for label in ("ecdsa-p256", "rsa4096"):
-            e = self.entry(f"verifier/{label}/one-signature", "verifier", "boringssl-one-signature", None,
-                           cmdline(cmd), benchmark=f"one-signature/{label}",
+        # BoringSSL's floors: one signature check, and every check a chain needs.
+        floors = [("one-signature", label) for label in ("ecdsa-p256", "rsa4096")] + \
+                 [("chain-signatures", label) for label in ("ecdsa-p256-3-certs", "rsa4096-5-certs")]
+        for what, label in floors:
+            e = self.entry(f"verifier/{label}/{what}", "verifier", f"boringssl-{what}", None,
+                           cmdline(cmd), benchmark=f"{what}/{label}",
                            runs_are="criterion samples (each the mean of many iterations)")
-            e["summary"] = criterion(f"one-signature_{label}")
-            e["failed_runs"] = 0
-        for label in ("ecdsa-p256-3-certs", "rsa4096-5-certs"):
-            e = self.entry(f"verifier/{label}/chain-signatures", "verifier", "boringssl-chain-signatures", None,
-                           cmdline(cmd), benchmark=f"chain-signatures/{label}",
-                           runs_are="criterion samples (each the mean of many iterations)")
-            e["summary"] = criterion(f"chain-signatures_{label}")
+            e["summary"] = criterion(f"{what}_{label}")
             e["failed_runs"] = 0
 
     # -- profiles
