@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use crate::handshake::{self, CertCompression, Stage, StageEvent, TlsMessage, Traffic};
-use crate::outcome::{Close, Outcome, OutcomeKind, Stats, TlsSummary};
+use crate::outcome::{Close, Outcome, OutcomeKind};
 use crate::scan;
 use crate::target::{ConnectTo, ResolveEntry, Target};
 use crate::trace::{self, TraceStyle};
@@ -115,35 +115,18 @@ fn fuzzed_outcome(bytes: &mut Bytes) -> Outcome {
             stages.push(event);
         }
     }
-    let mut outcome = Outcome {
+    let mut outcome = Outcome::bare(
         kind,
-        target: "localhost:443".into(),
-        addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 443),
+        "localhost:443".into(),
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 443),
         connection_id,
         stages,
-        checked: None,
-        analysis: None,
-        close,
-        alpn,
-        quic_version: "0x00000001".into(),
-        tls: TlsSummary::default(),
-        stats: Stats::default(),
-        elapsed,
-        handshake_ms: None,
-        explanation: String::new(),
-        response: None,
-        responses: Vec::new(),
-        stdout_bodies: Vec::new(),
-        request_error: None,
-        refused_before: Vec::new(),
-        flights: None,
-        idle_end: None,
-        server_guess: None,
-        initial_keys_dropped_ms,
-        aia: None,
-        insecure,
-        session: None,
-    };
+    );
+    outcome.close = close;
+    outcome.alpn = alpn;
+    outcome.elapsed = elapsed;
+    outcome.initial_keys_dropped_ms = initial_keys_dropped_ms;
+    outcome.insecure = insecure;
     outcome.explanation = outcome.explain();
     outcome
 }

@@ -275,25 +275,48 @@ impl Outcome {
             .iter()
             .find(|s| s.stage == Stage::ClientFinishedSent)
             .map(|s| s.t_ms);
-        let mut outcome = Self {
+        let connection_id = conn
+            .source_id()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let mut outcome = Self::bare(kind, target.authority(), addr, connection_id, stages);
+        outcome.tls = tls_summary(&outcome.stages);
+        outcome.stats = stats_of(conn);
+        outcome.checked = checked;
+        outcome.close = close;
+        outcome.alpn = alpn;
+        outcome.elapsed = elapsed;
+        outcome.handshake_ms = handshake_ms;
+        outcome.explanation = outcome.explain();
+        outcome
+    }
+
+    /// An outcome with only what every connection has; everything learned
+    /// later (the chain, the close, responses, flights...) starts empty and
+    /// the explanation is left to the caller, once the rest is filled in.
+    pub(crate) fn bare(
+        kind: OutcomeKind,
+        target: String,
+        addr: SocketAddr,
+        connection_id: String,
+        stages: Vec<StageEvent>,
+    ) -> Self {
+        Self {
             kind,
-            target: target.authority(),
+            target,
             addr,
-            connection_id: conn
-                .source_id()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
-            tls: tls_summary(&stages),
-            stats: stats_of(conn),
+            connection_id,
             stages,
-            checked,
+            checked: None,
             analysis: None,
-            close,
-            alpn,
+            close: None,
+            alpn: None,
             quic_version: "0x00000001".into(),
-            elapsed,
-            handshake_ms,
+            tls: TlsSummary::default(),
+            stats: Stats::default(),
+            elapsed: Duration::ZERO,
+            handshake_ms: None,
             explanation: String::new(),
             response: None,
             responses: Vec::new(),
@@ -307,9 +330,7 @@ impl Outcome {
             aia: None,
             insecure: false,
             session: None,
-        };
-        outcome.explanation = outcome.explain();
-        outcome
+        }
     }
 
     pub fn exit_code(&self) -> u8 {
