@@ -270,7 +270,7 @@ pub fn carries_handshake_packet(datagram: &[u8]) -> bool {
 }
 
 /// The length of the long-header packet at the start of `packet`.
-fn long_packet_len(packet: &[u8], packet_type: u8) -> Option<usize> {
+pub(crate) fn long_packet_len(packet: &[u8], packet_type: u8) -> Option<usize> {
     const INITIAL: u8 = 0;
     let mut at = 1 + 4; // first byte, version
     let dcid_len = usize::from(*packet.get(at)?);

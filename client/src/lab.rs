@@ -1034,29 +1034,6 @@ mod tests {
         quiche::connect(Some("localhost"), &scid, local, lab, &mut config).unwrap()
     }
 
-    /// The length of the first QUIC packet of a datagram starting with a long
-    /// header (RFC 9000 §17.2): everything up to the end of its Length field
-    /// plus the Length itself.
-    fn first_long_packet_len(datagram: &[u8]) -> usize {
-        fn varint(bytes: &[u8], at: &mut usize) -> usize {
-            let len = 1 << (bytes[*at] >> 6);
-            let mut value = usize::from(bytes[*at] & 0x3f);
-            for byte in &bytes[*at + 1..*at + len] {
-                value = (value << 8) | usize::from(*byte);
-            }
-            *at += len;
-            value
-        }
-        assert!(datagram[0] & 0x80 != 0, "not a long header");
-        let mut at = 5;
-        at += 1 + usize::from(datagram[at]); // destination connection ID
-        at += 1 + usize::from(datagram[at]); // source connection ID
-        let token = varint(datagram, &mut at); // an Initial's token
-        at += token;
-        let length = varint(datagram, &mut at);
-        at + length
-    }
-
     /// Moves everything the lab's connection has to send into the client.
     fn lab_to_client(lab: &mut LabServer, client: &mut quiche::Connection, to: SocketAddr) {
         let from = lab.local_addr();
@@ -1098,12 +1075,13 @@ mod tests {
 
         let (len, _) = client.send(&mut out).unwrap();
         let second_flight = out[..len].to_vec();
-        let initial_len = first_long_packet_len(&second_flight);
         assert_eq!(
-            second_flight[0] & 0x30,
-            0x00,
-            "the first packet is an Initial"
+            second_flight[0] & 0xb0,
+            0x80,
+            "the first packet is a long-header Initial"
         );
+        let initial_len = crate::flights::long_packet_len(&second_flight, 0)
+            .expect("the Initial's length fields are readable");
         assert!(
             initial_len < len && len >= MIN_CLIENT_INITIAL_DATAGRAM,
             "expected an Initial coalesced with more in a padded datagram: \
