@@ -23,7 +23,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use boring::x509::X509;
-use quicprobe_verifier::{diagnose, verify, ChainReport, Fault, PeerName, TrustStore, Verdict};
+use quicprobe_verifier::{
+    ca_issuers_of, code, verify, ChainReport, FetchedCertificate, PeerName, TrustStore, Verdict,
+};
 use serde::{Serialize, Serializer};
 
 /// The whole fetch must finish within this in production.
@@ -238,21 +240,44 @@ pub fn verify_with_fetched(
 
 /// The AIA caIssuers URL an AIA-fetching client would download for this
 /// verdict: set only when the verdict is a missing issuer (X509 errors 20, 2,
-/// 21) and the certificate whose issuer is missing carries such a URL (the
-/// first, when it carries several).
+/// 21) above a certificate that is not self-issued and carries such a URL
+/// (the first, when it carries several).
 pub fn missing_issuer_url(chain: &[X509], verdict: &Verdict) -> Option<String> {
-    match diagnose(verdict, &ChainReport::describe(chain)).fault {
-        Fault::MissingIntermediate { aia_ca_issuers, .. } => aia_ca_issuers,
-        _ => None,
+    let missing_issuer = matches!(
+        verdict.x509_error,
+        code::UNABLE_TO_GET_ISSUER_CERT
+            | code::UNABLE_TO_GET_ISSUER_CERT_LOCALLY
+            | code::UNABLE_TO_VERIFY_LEAF_SIGNATURE
+    );
+    if verdict.accepted || !missing_issuer {
+        return None;
     }
+    let stop = verdict.stopped_at().or(chain.first())?;
+    let self_issued = stop
+        .subject_name()
+        .try_cmp(stop.issuer_name())
+        .is_ok_and(|order| order.is_eq());
+    if self_issued {
+        return None;
+    }
+    ca_issuers_of(stop).into_iter().next()
 }
 
-/// What fetching the missing issuer showed. The connection is still
-/// rejected: this is a report of what AIA-fetching clients would do.
+/// How many certificates an AIA check fetches up the chain at most: a real
+/// chain has one to three intermediates.
+pub const MAX_HOPS: usize = 4;
+
+/// What fetching the missing issuers showed, hop by hop up the chain. The
+/// connection is still rejected: this is a report of what AIA-fetching
+/// clients would do.
 #[derive(Debug, Clone)]
 pub struct AiaReport {
     /// The caIssuers URL of the certificate whose issuer is missing.
     pub url: String,
+    /// Certificates fetched before the last hop, lowest first: each was an
+    /// intermediate whose own issuer was missing too.
+    pub earlier: Vec<FetchedIssuer>,
+    /// The last hop.
     pub outcome: AiaOutcome,
 }
 
@@ -291,6 +316,15 @@ pub struct AiaJson<'a> {
     pub accepted_with_fetched: bool,
     /// The strict verdict with the fetched certificates added.
     pub verdict_with_fetched: Option<&'a Verdict>,
+    /// Every hop, lowest first: the URL and the subjects it served.
+    pub hops: Vec<AiaHopJson<'a>>,
+}
+
+/// One fetch of an AIA check, in the JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct AiaHopJson<'a> {
+    pub url: &'a str,
+    pub fetched_subjects: Vec<String>,
 }
 
 impl AiaReport {
@@ -304,31 +338,63 @@ impl AiaReport {
     /// missing issuer.
     pub fn describe(&self) -> String {
         match &self.outcome {
-            AiaOutcome::Accepted { fetched, .. } => format!(
+            AiaOutcome::Accepted { .. } => format!(
                 "rejected by strict clients (OpenSSL, aioquic, curl, quiche); accepted by \
-                 AIA-fetching clients (.NET, Windows, Chrome): the intermediate is served at {} \
-                 ({}, {} bytes in {} ms)",
-                self.url,
-                quoted_subjects(fetched),
-                fetched.bytes,
-                millis(fetched.elapsed)
+                 AIA-fetching clients (.NET, Windows, Chrome): {}",
+                self.served()
             ),
             AiaOutcome::StillRejected { fetched, verdict } => format!(
-                "AIA-fetching clients would fail too: {} serves {}, but with it the chain is \
+                "AIA-fetching clients would fail too: {}{} serves {}, but with it the chain is \
                  still rejected: {} (X509 error {}){}",
-                self.url,
+                self.fetched_before(),
+                fetched.url,
                 quoted_subjects(fetched),
                 verdict.x509_error_string,
                 verdict.x509_error,
                 at_certificate(verdict)
             ),
             AiaOutcome::FetchFailed { error, .. } => match error.kind {
-                AiaErrorKind::UnsupportedScheme { .. } | AiaErrorKind::BadUrl(_) => {
-                    format!("the AIA caIssuers URL was not fetched: {error}")
-                }
-                _ => format!("AIA-fetching clients would fail too: {error}"),
+                AiaErrorKind::UnsupportedScheme { .. } | AiaErrorKind::BadUrl(_) => format!(
+                    "{}the AIA caIssuers URL was not fetched: {error}",
+                    self.fetched_before()
+                ),
+                _ => format!(
+                    "AIA-fetching clients would fail too: {}{error}",
+                    self.fetched_before()
+                ),
             },
         }
+    }
+
+    /// `the intermediate is served at URL ('B', 1017 bytes in 1.2 ms)`, or
+    /// every hop when there were several.
+    fn served(&self) -> String {
+        let hops: Vec<String> = self
+            .all_fetched()
+            .into_iter()
+            .map(|fetched| {
+                format!(
+                    "{} ({}, {} bytes in {} ms)",
+                    fetched.url,
+                    quoted_subjects(fetched),
+                    fetched.bytes,
+                    millis(fetched.elapsed)
+                )
+            })
+            .collect();
+        if hops.len() == 1 {
+            format!("the intermediate is served at {}", hops[0])
+        } else {
+            format!("the intermediates are served at {}", hops.join(", then "))
+        }
+    }
+
+    /// `after fetching 'B' from URL, ` when earlier hops served certificates.
+    fn fetched_before(&self) -> String {
+        self.earlier
+            .iter()
+            .map(|f| format!("after fetching {} from {}, ", quoted_subjects(f), f.url))
+            .collect()
     }
 
     /// The JSON form.
@@ -351,7 +417,44 @@ impl AiaReport {
             error: error.map(ToString::to_string),
             accepted_with_fetched: self.accepted_with_fetched(),
             verdict_with_fetched: verdict,
+            hops: self
+                .all_fetched()
+                .into_iter()
+                .map(|f| AiaHopJson {
+                    url: &f.url,
+                    fetched_subjects: f.subjects(),
+                })
+                .collect(),
         }
+    }
+
+    /// Every fetch that served certificates, lowest first.
+    pub fn all_fetched(&self) -> Vec<&FetchedIssuer> {
+        let last = match &self.outcome {
+            AiaOutcome::Accepted { fetched, .. } | AiaOutcome::StillRejected { fetched, .. } => {
+                Some(fetched)
+            }
+            AiaOutcome::FetchFailed { .. } => None,
+        };
+        self.earlier.iter().chain(last).collect()
+    }
+
+    /// The fetched certificates with their URLs: the evidence the diagnosis
+    /// weighs (a fetched root is a missing root, an intermediate a missing
+    /// intermediate).
+    pub fn evidence(&self) -> Vec<FetchedCertificate> {
+        self.all_fetched()
+            .into_iter()
+            .flat_map(|fetched| {
+                fetched
+                    .certificates
+                    .iter()
+                    .map(|certificate| FetchedCertificate {
+                        url: fetched.url.clone(),
+                        certificate: certificate.clone(),
+                    })
+            })
+            .collect()
     }
 }
 
@@ -398,7 +501,9 @@ pub fn run_aia_check(
 }
 
 /// Fetches `url` as the missing issuer of `chain` and verifies again,
-/// whatever the strict verdict.
+/// whatever the strict verdict; while the chain still lacks an issuer named
+/// by a caIssuers URL of a fetched certificate, fetches that too, up to
+/// [`MAX_HOPS`] fetches, so that two missing intermediates are both found.
 pub fn run_aia_check_at(
     url: &str,
     chain: &[X509],
@@ -407,22 +512,40 @@ pub fn run_aia_check_at(
     settings: &FetchSettings,
 ) -> AiaReport {
     let started = Instant::now();
-    let outcome = match fetch(url, settings) {
-        Err(error) => AiaOutcome::FetchFailed {
-            error,
-            elapsed: started.elapsed(),
-        },
-        Ok(fetched) => {
-            let verdict = verify_with_fetched(chain, &fetched.certificates, trust, name);
-            if verdict.accepted {
-                AiaOutcome::Accepted { fetched, verdict }
-            } else {
-                AiaOutcome::StillRejected { fetched, verdict }
+    let mut earlier: Vec<FetchedIssuer> = Vec::new();
+    let mut extended = chain.to_vec();
+    let mut next = url.to_owned();
+    loop {
+        let fetched = match fetch(&next, settings) {
+            Ok(fetched) => fetched,
+            Err(error) => {
+                let outcome = AiaOutcome::FetchFailed {
+                    error,
+                    elapsed: started.elapsed(),
+                };
+                return report(url, earlier, outcome);
             }
+        };
+        extended.extend(fetched.certificates.iter().cloned());
+        let verdict = verify(&extended, trust, name);
+        if verdict.accepted {
+            return report(url, earlier, AiaOutcome::Accepted { fetched, verdict });
         }
-    };
+        let seen = |u: &String| *u == fetched.url || earlier.iter().any(|f| f.url == *u);
+        match missing_issuer_url(&extended, &verdict).filter(|u| !seen(u)) {
+            Some(url_above) if earlier.len() + 1 < MAX_HOPS => {
+                earlier.push(fetched);
+                next = url_above;
+            }
+            _ => return report(url, earlier, AiaOutcome::StillRejected { fetched, verdict }),
+        }
+    }
+}
+
+fn report(url: &str, earlier: Vec<FetchedIssuer>, outcome: AiaOutcome) -> AiaReport {
     AiaReport {
         url: url.to_owned(),
+        earlier,
         outcome,
     }
 }

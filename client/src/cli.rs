@@ -68,6 +68,16 @@ pub struct VerifyArgs {
     /// Print one JSON object instead of the human report.
     #[arg(long)]
     pub json: bool,
+    /// When the chain stops at a missing issuer, fetch it from the AIA
+    /// caIssuers URL (plain http only, 2 s, 64 KiB, up to 4 hops up the
+    /// chain) to tell a missing root from a missing intermediate. The
+    /// verdict stays strict.
+    #[arg(long)]
+    pub aia_fetch: bool,
+    /// With --aia-fetch, connect to ADDR (ip:port) for the AIA URL whatever its
+    /// host, as curl's --connect-to; the request itself is unchanged.
+    #[arg(long, value_name = "ADDR", requires = "aia_fetch")]
+    pub aia_connect_to: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -99,8 +109,9 @@ pub struct ConnectArgs {
     #[arg(long, value_name = "K", default_value_t = 1)]
     pub concurrency: usize,
     /// When the chain is rejected for a missing issuer, fetch it from the
-    /// leaf's AIA caIssuers URL (plain http only, 2 s, 64 KiB) as .NET,
-    /// Windows and Chrome do, and report whether they would connect. The
+    /// AIA caIssuers URL (plain http only, 2 s, 64 KiB, up to 4 hops up the
+    /// chain) as .NET, Windows and Chrome do, report whether they would
+    /// connect, and tell a missing root from a missing intermediate. The
     /// connection stays rejected.
     #[arg(long)]
     pub aia_fetch: bool,

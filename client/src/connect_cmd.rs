@@ -13,7 +13,7 @@ use quicprobe_verifier::{
 };
 use serde_json::json;
 
-use crate::aia::{run_aia_check, FetchSettings};
+use crate::aia::{run_aia_check, AiaReport, FetchSettings};
 use crate::cli::{AlertStyleArg, ConnectArgs, ConnectionOptions};
 use crate::event_loop::{self, Job};
 use crate::handshake::install_message_callback;
@@ -132,10 +132,12 @@ pub fn run(args: &ConnectArgs, quiet: bool) -> Result<ConnectOutput, ConnectErro
         // The summary needs no per-connection explanation.
         (repeat_report(&outcomes, wall, args.json), outcomes)
     } else {
-        let mut outcomes = explain_chains(outcomes, &trust);
+        let mut outcomes = outcomes;
+        // Before the explanation: what the fetch finds is its evidence.
         if args.aia_fetch {
             fetch_missing_issuers(&mut outcomes, &trust, args.aia_connect_to);
         }
+        let outcomes = explain_chains(outcomes, &trust);
         (
             per_connection_report(&outcomes, args.trace_style, args.json, quiet),
             outcomes,
@@ -197,11 +199,18 @@ pub fn explain_chains(mut outcomes: Vec<Outcome>, trust: &TrustStore) -> Vec<Out
     for outcome in &mut outcomes {
         if let Some(checked) = &outcome.checked {
             let name = checked.verdict.peer_name.clone();
-            outcome.analysis = Some(Analysis::explain(
+            let fetched = outcome
+                .aia
+                .as_ref()
+                .map(AiaReport::evidence)
+                .unwrap_or_default();
+            let evidence = crate::trust::evidence(trust, !checked.verdict.accepted, &fetched);
+            outcome.analysis = Some(Analysis::explain_with(
                 checked.verdict.clone(),
                 &checked.chain,
                 trust,
                 name.as_ref(),
+                evidence,
             ));
         }
     }

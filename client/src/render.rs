@@ -9,10 +9,66 @@ use quicprobe_verifier::{Analysis, CertificateSummary, ClientFamily};
 pub fn analysis(analysis: &Analysis) -> String {
     let mut out = String::new();
     chain_tree(&mut out, analysis);
+    trust_store_line(&mut out, analysis);
     verdict_lines(&mut out, analysis);
     diagnosis_lines(&mut out, analysis);
+    corrected_chain_lines(&mut out, analysis);
+    alternatives_lines(&mut out, analysis);
     families_lines(&mut out, analysis);
     out
+}
+
+/// `Trust store: --cacert roots.pem (3 certificates)`: in every verdict,
+/// accepted or not.
+pub fn trust_store_line(out: &mut String, analysis: &Analysis) {
+    let _ = writeln!(
+        out,
+        "Trust store: {}",
+        analysis.diagnosis.trust_store.describe()
+    );
+}
+
+/// The chain the server should send, numbered, when it must change.
+fn corrected_chain_lines(out: &mut String, analysis: &Analysis) {
+    let corrected = &analysis.diagnosis.corrected_chain;
+    if corrected.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "Corrected chain (what the server should send, leaf first, no root):"
+    );
+    for (number, entry) in corrected.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "  {}. {} ({})",
+            number + 1,
+            entry.subject,
+            quicprobe_verifier::entry_note(entry)
+        );
+    }
+}
+
+/// The other causes that fit the evidence, each with how to tell.
+fn alternatives_lines(out: &mut String, analysis: &Analysis) {
+    let alternatives = &analysis.diagnosis.alternatives;
+    if alternatives.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "Not certain: the evidence also fits {}:",
+        alternatives
+            .iter()
+            .map(|a| a.kind)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for alternative in alternatives {
+        let _ = writeln!(out, "  - {}: {}", alternative.kind, alternative.cause);
+        let _ = writeln!(out, "    Fix: {}", alternative.fix);
+        let _ = writeln!(out, "    To tell: {}", alternative.tell_apart);
+    }
 }
 
 /// The chain as sent, as a tree, with its warnings.
@@ -98,8 +154,16 @@ fn verdict_lines(out: &mut String, analysis: &Analysis) {
 }
 
 fn diagnosis_lines(out: &mut String, analysis: &Analysis) {
-    let _ = writeln!(out, "Cause: {}", analysis.diagnosis.cause);
-    let _ = writeln!(out, "Fix:   {}", analysis.diagnosis.fix);
+    let diagnosis = &analysis.diagnosis;
+    let certainty = if diagnosis.certain { "" } else { " (likely)" };
+    let _ = writeln!(
+        out,
+        "Fault: {}{certainty}; evidence: {}",
+        diagnosis.fault.kind(),
+        diagnosis.evidence
+    );
+    let _ = writeln!(out, "Cause: {}", diagnosis.cause);
+    let _ = writeln!(out, "Fix:   {}", diagnosis.fix);
     if !analysis.other_faults.is_empty() {
         let _ = writeln!(
             out,

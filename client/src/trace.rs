@@ -105,6 +105,7 @@ fn native(outcome: &Outcome) -> String {
         if analysis.verdict.accepted {
             let mut tree = String::new();
             render::chain_tree(&mut tree, analysis);
+            render::trust_store_line(&mut tree, analysis);
             for line in tree.lines() {
                 let _ = writeln!(out, "* {line}");
             }

@@ -1,8 +1,9 @@
 //! `quicprobe verify`: a server's chain checked offline, before it is deployed.
 
-use quicprobe_verifier::{read_certificates, Analysis, InputError, PeerName};
+use quicprobe_verifier::{read_certificates, verify, Analysis, InputError, PeerName};
 use serde_json::json;
 
+use crate::aia::{run_aia_check, AiaReport, FetchSettings};
 use crate::cli::VerifyArgs;
 use crate::exit;
 use crate::render;
@@ -19,16 +20,33 @@ pub fn run(args: &VerifyArgs) -> Result<VerifyOutput, InputError> {
     let chain = read_certificates(&args.chain)?;
     let trust = load_trust(&args.trust)?;
     let name = peer_name(args);
-    let analysis = Analysis::run(&chain, &trust, name.as_ref());
+    let verdict = verify(&chain, &trust, name.as_ref());
+    let aia = args
+        .aia_fetch
+        .then(|| {
+            let settings = FetchSettings {
+                connect_to: args.aia_connect_to,
+                ..FetchSettings::default()
+            };
+            run_aia_check(&chain, &trust, name.as_ref(), &settings)
+        })
+        .flatten();
+    let fetched = aia.as_ref().map(AiaReport::evidence).unwrap_or_default();
+    let evidence = crate::trust::evidence(&trust, !verdict.accepted, &fetched);
+    let analysis = Analysis::explain_with(verdict, &chain, &trust, name.as_ref(), evidence);
     let exit_code = if analysis.verdict.accepted {
         exit::OK
     } else {
         exit::VERIFICATION_FAILED
     };
     let stdout = if args.json {
-        json_report(&analysis, exit_code)
+        json_report(&analysis, aia.as_ref(), exit_code)
     } else {
-        render::analysis(&analysis)
+        let mut text = render::analysis(&analysis);
+        if let Some(aia) = &aia {
+            text.push_str(&format!("AIA: {}\n", aia.describe()));
+        }
+        text
     };
     Ok(VerifyOutput { stdout, exit_code })
 }
@@ -42,10 +60,11 @@ fn peer_name(args: &VerifyArgs) -> Option<PeerName> {
 }
 
 /// One JSON object; `verdict`, `chain`, `diagnosis` and `accepted_by` are a contract.
-fn json_report(analysis: &Analysis, exit_code: u8) -> String {
+fn json_report(analysis: &Analysis, aia: Option<&AiaReport>, exit_code: u8) -> String {
     let mut value = serde_json::to_value(analysis).unwrap_or_else(|_| json!({}));
     if let Some(object) = value.as_object_mut() {
         object.insert("exit_code".into(), json!(exit_code));
+        object.insert("aia".into(), json!(aia));
         object.insert(
             "outcome".into(),
             json!(if analysis.verdict.accepted {

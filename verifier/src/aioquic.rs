@@ -82,6 +82,7 @@ pub fn aioquic_verdict(
     let chain_only = Checks {
         server_purpose: false,
         cn_fallback: false,
+        partial_chain: false,
     };
     let verdict = verify_with(chain, trust, None, chain_only);
     if verdict.accepted {

@@ -3,18 +3,19 @@
 //! while aioquic does not.
 //!
 //! Every answer but one comes from re-running BoringSSL with the checks that
-//! family makes. The exception is AIA fetching, which quicprobe never does:
-//! for a chain whose missing issuer is named by an AIA caIssuers URL, the
-//! fetching families are reported as accepting *if that URL serves it*.
+//! family makes. The exception is AIA fetching, which quicprobe does only
+//! with `--aia-fetch`: for intermediates left out, each named by an AIA
+//! caIssuers URL, the fetching families are reported as accepting *if those
+//! URLs serve them*; once fetched, the verification with them decides.
 
 use std::collections::BTreeMap;
 
 use boring::x509::X509;
 use serde::Serialize;
 
-use crate::diagnosis::Fault;
+use crate::diagnosis::{ChainEntry, Diagnosis, EntryStatus, Fault, FetchedCertificate};
 use crate::trust::TrustStore;
-use crate::verdict::{code, verify_with, Checks, FoundFault, PeerName, Verdict};
+use crate::verdict::{code, verify, verify_with, Checks, FoundFault, PeerName, Verdict};
 
 /// A family of TLS clients that verify certificates the same way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -97,6 +98,10 @@ impl ClientFamily {
         Checks {
             server_purpose,
             cn_fallback,
+            // Go's CertPool makes every certificate in Roots an anchor, a
+            // trusted intermediate included (crypto/x509 verify.go,
+            // buildChains stops at any root in opts.Roots).
+            partial_chain: self == Self::GoLinux,
         }
     }
 
@@ -106,37 +111,56 @@ impl ClientFamily {
     }
 }
 
-/// For every family, whether it would accept the chain. `other_faults` are
-/// the faults found besides the strict verdict's (see `every_fault`).
-pub fn accepted_by(
-    chain: &[X509],
-    trust: &TrustStore,
-    name: Option<&PeerName>,
-    strict: &Verdict,
-    fault: &Fault,
-    other_faults: &[FoundFault],
-) -> BTreeMap<&'static str, bool> {
+/// What the families are asked about: the chain, the strict verdict and its
+/// diagnosis.
+pub struct Case<'a> {
+    pub chain: &'a [X509],
+    pub trust: &'a TrustStore,
+    pub name: Option<&'a PeerName>,
+    pub strict: &'a Verdict,
+    pub diagnosis: &'a Diagnosis,
+    /// The faults found besides the strict verdict's (see `every_fault`).
+    pub other_faults: &'a [FoundFault],
+    /// Certificates fetched over AIA, when `--aia-fetch` ran.
+    pub fetched: &'a [FetchedCertificate],
+}
+
+/// For every family, whether it would accept the chain.
+pub fn accepted_by(case: &Case) -> BTreeMap<&'static str, bool> {
     let mut answers = BTreeMap::new();
     for family in ClientFamily::ALL {
-        let accepted = strict.accepted
-            || (family.fetches_aia() && aia_would_complete(fault, other_faults))
-            || rerun_accepts(chain, trust, name, family.checks());
+        let accepted = case.strict.accepted
+            || (family.fetches_aia() && aia_would_complete(case))
+            || rerun_accepts(case.chain, case.trust, case.name, family.checks());
         answers.insert(family.key(), accepted);
     }
     answers
 }
 
-/// Fetching the missing issuer helps only when nothing else is wrong with
-/// what the client can see (a wrong name, say, still fails).
-fn aia_would_complete(fault: &Fault, other_faults: &[FoundFault]) -> bool {
-    let missing_with_url = matches!(
-        fault,
-        Fault::MissingIntermediate {
-            aia_ca_issuers: Some(_),
-            ..
-        }
-    );
-    let only_missing_issuers = other_faults.iter().all(|f| {
+/// Fetching helps only when the fault is intermediates left out, every
+/// missing certificate has a caIssuers URL to fetch it from, and nothing
+/// else is wrong with what the client can see (a wrong name, say, still
+/// fails). A missing root is missing for them too. When the fetch was
+/// really made, its result decides.
+fn aia_would_complete(case: &Case) -> bool {
+    if !matches!(case.diagnosis.fault, Fault::MissingIntermediate { .. }) {
+        return false;
+    }
+    if !case.fetched.is_empty() {
+        let fetched: Vec<X509> = case.fetched.iter().map(|f| f.certificate.clone()).collect();
+        let mut extended = case.chain.to_vec();
+        extended.extend(fetched);
+        return verify(&extended, case.trust, case.name).accepted;
+    }
+    let missing: Vec<&ChainEntry> = case
+        .diagnosis
+        .corrected_chain
+        .iter()
+        .filter(|e| e.status == EntryStatus::Missing)
+        .collect();
+    let every_missing_has_a_url =
+        !missing.is_empty() && missing.iter().all(|e| e.get_from.is_some());
+    let only_missing_issuers = case.other_faults.iter().all(|f| {
         matches!(
             f.x509_error,
             code::UNABLE_TO_GET_ISSUER_CERT
@@ -144,7 +168,7 @@ fn aia_would_complete(fault: &Fault, other_faults: &[FoundFault]) -> bool {
                 | code::UNABLE_TO_VERIFY_LEAF_SIGNATURE
         )
     });
-    missing_with_url && only_missing_issuers
+    every_missing_has_a_url && only_missing_issuers
 }
 
 fn rerun_accepts(

@@ -11,6 +11,7 @@ mod aioquic;
 mod diagnosis;
 mod families;
 mod ffi;
+pub mod flight;
 pub mod fuzzing;
 mod hook;
 mod input;
@@ -25,8 +26,11 @@ use boring::x509::X509;
 use serde::Serialize;
 
 pub use aioquic::{aioquic_verdict, openssl_error_string, AioquicCheck, AioquicVerdict};
-pub use diagnosis::{diagnose, Diagnosis, Fault};
-pub use families::{accepted_by, ClientFamily};
+pub use diagnosis::{
+    diagnose, entry_note, Alternative, ChainEntry, Diagnosis, EntryStatus, Evidence, Facts, Fault,
+    FetchedCertificate,
+};
+pub use families::{accepted_by, Case as FamilyCase, ClientFamily};
 pub use ffi::{boringssl_alert_for, set_signed_cert_timestamp_list, verify_error_string};
 pub use hook::{
     checked_chain, install, set_peer_name, AlertStyle, CheckedChain, OnReject, Policy, Stapled,
@@ -34,10 +38,10 @@ pub use hook::{
 };
 pub use input::{parse_certificates, read_certificates, InputError};
 pub use report::{
-    is_self_signed, issued_by, CertificateSummary, ChainReport, ChainWarning,
+    ca_issuers_of, is_self_signed, issued_by, CertificateSummary, ChainReport, ChainWarning,
     AMPLIFICATION_BUDGET_BYTES,
 };
-pub use trust::{TrustStore, TrustStoreBuilder, SYSTEM_BUNDLE};
+pub use trust::{TrustSource, TrustStore, TrustStoreBuilder, TrustStoreSummary, SYSTEM_BUNDLE};
 pub use verdict::{
     code, every_fault, verify, verify_with, Checks, FoundFault, PeerName, Verdict, X509Error,
 };
@@ -73,8 +77,27 @@ impl Analysis {
         trust: &TrustStore,
         name: Option<&PeerName>,
     ) -> Self {
+        Self::explain_with(verdict, chain, trust, name, Evidence::default())
+    }
+
+    /// Explains a verdict with evidence beyond the chain and the store (the
+    /// system bundle, certificates fetched over AIA), which can make the
+    /// cause of a missing issuer certain.
+    pub fn explain_with(
+        verdict: Verdict,
+        chain: &[X509],
+        trust: &TrustStore,
+        name: Option<&PeerName>,
+        evidence: Evidence,
+    ) -> Self {
         let report = ChainReport::describe(chain);
-        let diagnosis = diagnose(&verdict, &report);
+        let diagnosis = diagnose(&Facts {
+            verdict: &verdict,
+            chain,
+            report: &report,
+            trust,
+            evidence,
+        });
         let other_faults: Vec<FoundFault> = if verdict.accepted {
             Vec::new()
         } else {
@@ -83,14 +106,15 @@ impl Analysis {
                 .filter(|f| (f.x509_error, Some(f.depth)) != (verdict.x509_error, verdict.depth))
                 .collect()
         };
-        let accepted_by = accepted_by(
+        let accepted_by = accepted_by(&families::Case {
             chain,
             trust,
             name,
-            &verdict,
-            &diagnosis.fault,
-            &other_faults,
-        );
+            strict: &verdict,
+            diagnosis: &diagnosis,
+            other_faults: &other_faults,
+            fetched: evidence.fetched,
+        });
         Self {
             other_faults,
             verdict,

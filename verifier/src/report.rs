@@ -224,12 +224,20 @@ fn format_ip(bytes: &[u8]) -> String {
     }
 }
 
-fn common_name(cert: &X509Ref) -> Option<String> {
+pub(crate) fn common_name(cert: &X509Ref) -> Option<String> {
     cert.subject_name()
         .entries_by_nid(Nid::COMMONNAME)
         .next()
         .and_then(|entry| entry.data().as_utf8().ok())
         .map(|cn| cn.to_string())
+}
+
+/// The AIA caIssuers URLs of any certificate (one fetched, one trusted).
+pub fn ca_issuers_of(cert: &X509Ref) -> Vec<String> {
+    let der = cert.to_der().unwrap_or_default();
+    X509Certificate::from_der(&der)
+        .map(|(_, parsed)| ca_issuers(&parsed))
+        .unwrap_or_default()
 }
 
 fn ca_issuers(cert: &X509Certificate) -> Vec<String> {
@@ -271,7 +279,7 @@ pub fn issued_by(subject: &X509Ref, issuer: &X509Ref) -> bool {
             .is_ok_and(|key| subject.verify(&key).unwrap_or(false))
 }
 
-fn sha256_fingerprint(der: &[u8]) -> String {
+pub(crate) fn sha256_fingerprint(der: &[u8]) -> String {
     hex_colons(ring::digest::digest(&ring::digest::SHA256, der).as_ref())
 }
 

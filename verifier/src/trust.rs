@@ -6,17 +6,64 @@ use std::path::{Path, PathBuf};
 
 use boring::x509::store::{X509Store, X509StoreBuilder};
 use boring::x509::X509;
+use serde::Serialize;
 
 use crate::input::{parse_certificates, read_certificates, InputError};
 
 /// Where Debian (and most Linux distributions) keep the system bundle.
 pub const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
+/// Who chose the roots: the person (`--cacert`, `--capath`) or the system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrustSource {
+    User,
+    System,
+}
+
+/// The trust store as every verdict names it (`diagnosis.trust_store`):
+/// where the roots came from, every file and directory loaded in order, and
+/// how many certificates they held.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrustStoreSummary {
+    pub source: TrustSource,
+    pub paths: Vec<PathBuf>,
+    pub certificates: usize,
+}
+
+impl TrustStoreSummary {
+    /// One line for people, e.g. `--cacert roots.pem (3 certificates)` or
+    /// `system bundle /etc/ssl/certs/ca-certificates.crt (146 certificates)`.
+    pub fn describe(&self) -> String {
+        let paths: Vec<String> = self
+            .paths
+            .iter()
+            .map(|path| {
+                let flag = match (self.source, path.is_dir()) {
+                    (TrustSource::System, true) => "system directory",
+                    (TrustSource::System, false) => "system bundle",
+                    (TrustSource::User, true) => "--capath",
+                    (TrustSource::User, false) => "--cacert",
+                };
+                format!("{flag} {}", path.display())
+            })
+            .collect();
+        let paths = if paths.is_empty() {
+            "no roots loaded".to_owned()
+        } else {
+            paths.join(", ")
+        };
+        let plural = if self.certificates == 1 { "" } else { "s" };
+        format!("{paths} ({} certificate{plural})", self.certificates)
+    }
+}
+
 /// A set of trusted roots, built once and shared by every verification.
 pub struct TrustStore {
     store: X509Store,
     roots: Vec<X509>,
     sources: Vec<PathBuf>,
+    source: TrustSource,
 }
 
 impl std::fmt::Debug for TrustStore {
@@ -81,6 +128,7 @@ impl TrustStoreBuilder {
             store: builder.build(),
             roots: self.roots.clone(),
             sources: self.sources.clone(),
+            source: TrustSource::User,
         })
     }
 }
@@ -105,7 +153,9 @@ impl TrustStore {
         let path = std::env::var_os("SSL_CERT_FILE")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(SYSTEM_BUNDLE));
-        Self::from_pem_files(&[path])
+        let mut store = Self::from_pem_files(&[path])?;
+        store.source = TrustSource::System;
+        Ok(store)
     }
 
     /// The BoringSSL store, for `X509StoreContext::init`.
@@ -121,6 +171,31 @@ impl TrustStore {
     /// The files and directories the roots came from.
     pub fn sources(&self) -> &[PathBuf] {
         &self.sources
+    }
+
+    /// Whether the person or the system chose these roots.
+    pub fn source(&self) -> TrustSource {
+        self.source
+    }
+
+    /// What every verdict says of this store.
+    pub fn summary(&self) -> TrustStoreSummary {
+        TrustStoreSummary {
+            source: self.source,
+            paths: self.sources.clone(),
+            certificates: self.roots.len(),
+        }
+    }
+
+    /// Whether the store holds a certificate with exactly these DER bytes:
+    /// matched by DER, never by name (a re-keyed root shares its name).
+    pub fn holds(&self, cert: &X509) -> bool {
+        let Ok(der) = cert.to_der() else {
+            return false;
+        };
+        self.roots
+            .iter()
+            .any(|root| root.to_der().is_ok_and(|d| d == der))
     }
 }
 

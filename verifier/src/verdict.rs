@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use boring::error::ErrorStack;
 use boring::stack::Stack;
-use boring::x509::verify::X509CheckFlags;
+use boring::x509::verify::{X509CheckFlags, X509VerifyFlags};
 use boring::x509::{X509StoreContext, X509StoreContextRef, X509};
 use serde::Serialize;
 
@@ -75,6 +75,10 @@ pub struct Checks {
     /// Fall back to the subject CN when the leaf has no DNS SAN (OpenSSL's
     /// and curl's default; RFC 9525, Chrome, Go and aioquic never do).
     pub cn_fallback: bool,
+    /// Take any trusted certificate as an anchor, a trusted intermediate
+    /// included (Go's crypto/x509 does; OpenSSL only with
+    /// X509_V_FLAG_PARTIAL_CHAIN).
+    pub partial_chain: bool,
 }
 
 impl Checks {
@@ -83,6 +87,7 @@ impl Checks {
         Self {
             server_purpose: true,
             cn_fallback: false,
+            partial_chain: false,
         }
     }
 }
@@ -119,6 +124,10 @@ pub struct Verdict {
     pub certificate_issuer: Option<String>,
     /// Subjects of the chain BoringSSL built, leaf first, as far as it got.
     pub built_chain: Vec<String>,
+    /// The certificates of that chain themselves, for the diagnosis to match
+    /// by DER and position rather than by name.
+    #[serde(skip)]
+    pub built_certificates: Vec<X509>,
     /// The name checked against the leaf, if any.
     pub peer_name: Option<PeerName>,
 }
@@ -138,8 +147,20 @@ impl Verdict {
             certificate: None,
             certificate_issuer: None,
             built_chain: Vec::new(),
+            built_certificates: Vec::new(),
             peer_name: None,
         }
+    }
+
+    /// The certificate whose issuer verification could not find: the last
+    /// of the chain BoringSSL built, for a missing-issuer verdict.
+    pub fn stopped_at(&self) -> Option<&X509> {
+        self.built_certificates.last()
+    }
+
+    /// The certificate at the failing depth of the built chain.
+    pub fn failing_certificate(&self) -> Option<&X509> {
+        self.built_certificates.get(self.depth? as usize)
     }
 }
 
@@ -216,6 +237,9 @@ fn configure(
     if !checks.cn_fallback {
         param.set_hostflags(X509CheckFlags::NEVER_CHECK_SUBJECT);
     }
+    if checks.partial_chain {
+        param.try_set_flags(X509VerifyFlags::PARTIAL_CHAIN)?;
+    }
     match name {
         Some(PeerName::Dns(host)) => param.set_host(host)?,
         Some(PeerName::Ip(ip)) => param.set_ip(*ip)?,
@@ -227,6 +251,10 @@ fn configure(
 fn read_outcome(ctx: &X509StoreContextRef, accepted: bool) -> Verdict {
     let error = ctx.verify_result().err().map_or(code::OK, |e| e.as_raw());
     let failing = (!accepted).then(|| ctx.current_cert()).flatten();
+    let built: Vec<X509> = ctx
+        .chain()
+        .map(|chain| chain.iter().map(ToOwned::to_owned).collect())
+        .unwrap_or_default();
     Verdict {
         accepted: accepted && error == code::OK,
         x509_error: error,
@@ -234,15 +262,11 @@ fn read_outcome(ctx: &X509StoreContextRef, accepted: bool) -> Verdict {
         depth: (!accepted).then(|| ctx.error_depth()),
         certificate: failing.map(|c| crate::names::one_line(c.subject_name())),
         certificate_issuer: failing.map(|c| crate::names::one_line(c.issuer_name())),
-        built_chain: ctx
-            .chain()
-            .map(|chain| {
-                chain
-                    .iter()
-                    .map(|c| crate::names::one_line(c.subject_name()))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        built_chain: built
+            .iter()
+            .map(|c| crate::names::one_line(c.subject_name()))
+            .collect(),
+        built_certificates: built,
         peer_name: None,
     }
 }
@@ -299,6 +323,7 @@ fn internal_failure(error: &ErrorStack, name: Option<&PeerName>) -> Verdict {
         certificate: None,
         certificate_issuer: None,
         built_chain: Vec::new(),
+        built_certificates: Vec::new(),
         peer_name: name.cloned(),
     }
 }

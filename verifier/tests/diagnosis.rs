@@ -25,6 +25,7 @@ fn leaf_only_names_the_missing_intermediate_and_where_the_leaf_says_it_lives() {
     let Fault::MissingIntermediate {
         missing,
         aia_ca_issuers,
+        ..
     } = &analysis.diagnosis.fault
     else {
         panic!("got {:?}", analysis.diagnosis.fault);
@@ -46,16 +47,19 @@ fn leaf_only_is_accepted_only_by_aia_fetching_families() {
     }
 }
 
+/// The path stops at B, a CA the server sent: A may be a root the client
+/// lacks or an intermediate the server left out (issue 9: `missing_issuer`).
 #[test]
-fn missing_intermediate_without_aia_is_rejected_by_every_family() {
+fn missing_intermediate_without_aia_is_an_undecided_missing_issuer_rejected_by_every_family() {
     let analysis = analyse("missing-intermediate");
     assert!(matches!(
         analysis.diagnosis.fault,
-        Fault::MissingIntermediate {
+        Fault::MissingIssuer {
             aia_ca_issuers: None,
             ..
         }
     ));
+    assert!(!analysis.diagnosis.certain);
     assert!(analysis.accepted_by.values().all(|accepted| !accepted));
 }
 
