@@ -49,25 +49,32 @@ fn corrected_chain_lines(out: &mut String, analysis: &Analysis) {
     }
 }
 
-/// The other causes that fit the evidence, each with how to tell.
+/// The other causes that fit the evidence, and how to tell them apart; an
+/// alternative's fix only when the main fix does not already give it.
 fn alternatives_lines(out: &mut String, analysis: &Analysis) {
-    let alternatives = &analysis.diagnosis.alternatives;
-    if alternatives.is_empty() {
+    let diagnosis = &analysis.diagnosis;
+    if diagnosis.alternatives.is_empty() {
         return;
     }
-    let _ = writeln!(
-        out,
-        "Not certain: the evidence also fits {}:",
-        alternatives
-            .iter()
-            .map(|a| a.kind)
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    for alternative in alternatives {
+    let _ = writeln!(out, "Not certain: other causes fit the same evidence:");
+    for alternative in &diagnosis.alternatives {
         let _ = writeln!(out, "  - {}: {}", alternative.kind, alternative.cause);
-        let _ = writeln!(out, "    Fix: {}", alternative.fix);
-        let _ = writeln!(out, "    To tell: {}", alternative.tell_apart);
+        let already_said = diagnosis
+            .fix
+            .to_lowercase()
+            .contains(&alternative.fix.to_lowercase());
+        if !already_said {
+            let _ = writeln!(out, "    Fix: {}", alternative.fix);
+        }
+    }
+    let mut tells: Vec<&str> = diagnosis
+        .alternatives
+        .iter()
+        .map(|a| a.tell_apart.as_str())
+        .collect();
+    tells.dedup();
+    for tell in tells {
+        let _ = writeln!(out, "  To tell: {tell}");
     }
 }
 
