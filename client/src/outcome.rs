@@ -466,10 +466,13 @@ impl Outcome {
         if close.sent_by == "client" && !close.is_app && close.error_code == CRYPTO_BUFFER_EXCEEDED
         {
             return format!(
-                "the server's handshake messages overflowed the client's crypto buffer \
-                 (quiche takes at most 64 KiB of them): a certificate chain this large cannot \
-                 be received by quiche-based clients, and is far larger than any client needs; \
-                 send the leaf and its intermediates only ({})",
+                "the server's Handshake flight passed the 64 KiB of CRYPTO data quiche \
+                 accepts (quiche closes at offset 65,536 of the Handshake CRYPTO stream, \
+                 before the chain can be verified): quiche-based clients cannot receive a \
+                 chain this large uncompressed, and it is far larger than any client needs; \
+                 send the leaf and its intermediates only, or compress certificates (RFC \
+                 8879; `quicprobe verify --chain` gives the flight's size with and without) \
+                 ({})",
                 close.describe()
             );
         }
@@ -526,6 +529,7 @@ impl Outcome {
             "chain": Value::Null,
             "accepted_by": Value::Null,
             "diagnosis": Value::Null,
+            "handshake_flight": Value::Null,
         });
         if let (Some(analysis), Some(object)) = (&self.analysis, value.as_object_mut()) {
             if let Ok(Value::Object(fields)) = serde_json::to_value(analysis) {
@@ -536,6 +540,7 @@ impl Outcome {
                     "other_faults",
                     "accepted_by",
                     "diagnosis",
+                    "handshake_flight",
                 ] {
                     if let Some(field) = fields.get(key) {
                         object.insert(key.into(), field.clone());

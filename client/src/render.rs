@@ -9,6 +9,7 @@ use quicprobe_verifier::{Analysis, CertificateSummary, ClientFamily};
 pub fn analysis(analysis: &Analysis) -> String {
     let mut out = String::new();
     chain_tree(&mut out, analysis);
+    flight_lines(&mut out, analysis);
     trust_store_line(&mut out, analysis);
     verdict_lines(&mut out, analysis);
     diagnosis_lines(&mut out, analysis);
@@ -16,6 +17,15 @@ pub fn analysis(analysis: &Analysis) -> String {
     alternatives_lines(&mut out, analysis);
     families_lines(&mut out, analysis);
     out
+}
+
+/// The Handshake flight's size, and a warning when quiche cannot take it.
+fn flight_lines(out: &mut String, analysis: &Analysis) {
+    let flight = &analysis.handshake_flight;
+    let _ = writeln!(out, "{}", flight.describe());
+    if let Some(warning) = flight.warning() {
+        let _ = writeln!(out, "  ! {warning}");
+    }
 }
 
 /// `Trust store: --cacert roots.pem (3 certificates)`: in every verdict,

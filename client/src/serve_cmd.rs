@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::cli::ServeArgs;
 use crate::lab::{LabError, LabServer, LabSpec};
 use crate::scenario::find_scenario;
+use quicprobe_verifier::flight::HandshakeFlight;
 
 /// Why `serve` could not run.
 #[derive(Debug, thiserror::Error)]
@@ -39,9 +40,11 @@ pub fn run(args: &ServeArgs) -> Result<(), ServeError> {
         spec.alpns.join(","),
         if spec.retry { ", Retry on" } else { "" }
     ));
-    for line in chain_lines(&spec.chain) {
+    let certificates = quicprobe_verifier::read_certificates(&spec.chain).unwrap_or_default();
+    for line in chain_lines(&certificates) {
         say(&line);
     }
+    flight_lines(&certificates);
     say(&format!("listening on {addr}"));
     server.run(&stop, &mut |event| say(&event.to_string()))?;
     say("stopped");
@@ -71,11 +74,11 @@ fn spec(args: &ServeArgs) -> Result<LabSpec, ServeError> {
 }
 
 /// What the lab will present, so that a replay says what it replays.
-fn chain_lines(chain: &std::path::Path) -> Vec<String> {
-    let Ok(certificates) = quicprobe_verifier::read_certificates(chain) else {
+fn chain_lines(certificates: &[boring::x509::X509]) -> Vec<String> {
+    if certificates.is_empty() {
         return Vec::new();
-    };
-    let report = quicprobe_verifier::ChainReport::describe(&certificates);
+    }
+    let report = quicprobe_verifier::ChainReport::describe(certificates);
     let mut lines: Vec<String> = report
         .certificates
         .iter()
@@ -88,6 +91,20 @@ fn chain_lines(chain: &std::path::Path) -> Vec<String> {
             .map(|w| format!("  ! {}", w.explain())),
     );
     lines
+}
+
+/// The size of the Handshake flight the chain makes, on stdout, and on
+/// stderr the warning that quiche clients cannot take it, when they cannot:
+/// a lab that serves such a chain should say why its clients close with 0xd.
+fn flight_lines(certificates: &[boring::x509::X509]) {
+    if certificates.is_empty() {
+        return;
+    }
+    let flight = HandshakeFlight::of(certificates);
+    say(&format!("  {}", flight.describe()));
+    if let Some(warning) = flight.warning() {
+        eprintln!("quicprobe: WARNING: {warning}");
+    }
 }
 
 /// One line on stdout, flushed at once so that a supervising test sees it.

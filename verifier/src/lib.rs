@@ -55,6 +55,10 @@ pub struct Analysis {
     pub chain: Vec<CertificateSummary>,
     pub warnings: Vec<ChainWarning>,
     pub total_der_bytes: usize,
+    /// The size of the server's Handshake flight this chain makes, against
+    /// the 64 KiB of CRYPTO data quiche accepts; beside the verdict, never
+    /// changing it.
+    pub handshake_flight: flight::HandshakeFlight,
     pub diagnosis: Diagnosis,
     /// Faults besides the verdict's: a strict client stops at the first, but
     /// the server's operator has to fix them all.
@@ -121,6 +125,7 @@ impl Analysis {
             chain: report.certificates,
             warnings: report.warnings,
             total_der_bytes: report.total_der_bytes,
+            handshake_flight: flight::HandshakeFlight::of(chain),
             diagnosis,
             accepted_by,
         }
