@@ -7,9 +7,14 @@
 //! scenarios.json, whose text does not depend on the keys), so adding a scenario does
 //! not churn every committed PEM file; such scenarios must not issue under the lab root,
 //! whose file is then left as it is. Each scenario folder holds chain.pem (as the server sends it),
-//! key.pem, roots.pem, host, description and expected; see certs/README.md.
+//! key.pem, roots.pem, host, description and expected, and where the scenario needs them
+//! missing-issuer.pem, system-bundle.pem, trust (`cacert` or `system`; the older
+//! scenarios have none, which means cacert) and hostile; see certs/README.md.
+//! scenarios.json states the same facts plus what quicprobe's diagnosis should say
+//! (fault kind, certainty, alternatives, corrected chain), with and without --aia-fetch.
 
 mod der;
+mod diagnosis;
 mod pki;
 mod scenarios;
 
@@ -17,8 +22,9 @@ use std::{fs, path::Path, process::ExitCode};
 
 use serde::Serialize;
 
+use diagnosis::Diagnosis;
 use pki::Result;
-use scenarios::{Expected, LabPki, Scenario};
+use scenarios::{Expected, LabPki, Scenario, TrustSource};
 
 /// The README's hand-written prose; the scenario table is generated into it so the
 /// catalogue can never drift from the files.
@@ -91,6 +97,12 @@ fn write_scenario(out_dir: &Path, scenario: &Scenario) -> Result<()> {
     for (name, contents) in &scenario.extra_files {
         write(&dir.join(name), contents)?;
     }
+    if let Some(source) = scenario.trust_source {
+        write(&dir.join("trust"), &line(&source.to_string()))?;
+    }
+    if let Some(bundle) = &scenario.system_bundle {
+        write(&dir.join("system-bundle.pem"), &bundle.concat())?;
+    }
     if let Some(why) = scenario.hostile {
         write(&dir.join("hostile"), &line(why))?;
     }
@@ -122,6 +134,15 @@ struct IndexEntry<'a> {
     expected: String,
     /// A pathological input for the hostile-server tests; the `hostile` file says why.
     hostile: bool,
+    /// The `trust` file, `cacert` when there is none.
+    trust: TrustSource,
+    /// Whether the folder has a `system-bundle.pem`.
+    system_bundle: bool,
+    /// What quicprobe's diagnosis should say.
+    diagnosis: &'a Diagnosis,
+    /// What it should say with --aia-fetch, only where that changes the answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    diagnosis_with_aia_fetch: Option<&'a Diagnosis>,
 }
 
 fn index_json(scenarios: &[Scenario]) -> Result<String> {
@@ -133,6 +154,10 @@ fn index_json(scenarios: &[Scenario]) -> Result<String> {
             host: scenario.host,
             expected: scenario.expected.to_string(),
             hostile: scenario.hostile.is_some(),
+            trust: scenario.trust_source.unwrap_or(TrustSource::Cacert),
+            system_bundle: scenario.system_bundle.is_some(),
+            diagnosis: &scenario.diagnosis,
+            diagnosis_with_aia_fetch: scenario.diagnosis_with_aia_fetch.as_ref(),
         })
         .collect();
     Ok(serde_json::to_string_pretty(&entries)? + "\n")
@@ -146,11 +171,12 @@ fn readme(scenarios: &[Scenario]) -> String {
     README_TEMPLATE.replace(README_TABLE_MARKER, scenario_table(scenarios).trim_end())
 }
 
-/// The Markdown catalogue: name, description, name to dial, expected verdict.
+/// The Markdown catalogue: name, description, name to dial, expected verdict and
+/// diagnosis.
 fn scenario_table(scenarios: &[Scenario]) -> String {
     let mut table = String::from(
-        "| # | Scenario | What the server sends / what is wrong | Dial | Expected | Meaning |\n\
-         |---|---|---|---|---|---|\n",
+        "| # | Scenario | What the server sends / what is wrong | Dial | Expected | Meaning | Diagnosis |\n\
+         |---|---|---|---|---|---|---|\n",
     );
     for (number, scenario) in scenarios.iter().enumerate() {
         let meaning = match scenario.expected {
@@ -165,7 +191,7 @@ fn scenario_table(scenarios: &[Scenario]) -> String {
             ""
         };
         table.push_str(&format!(
-            "| {} | [`{}`]({}/){mark} | {} | `{}` | `{}` | {} |\n",
+            "| {} | [`{}`]({}/){mark} | {} | `{}` | `{}` | {} | {} |\n",
             number + 1,
             scenario.name,
             scenario.name,
@@ -173,7 +199,26 @@ fn scenario_table(scenarios: &[Scenario]) -> String {
             scenario.host,
             scenario.expected,
             meaning,
+            diagnosis_cell(scenario),
         ));
     }
     table
+}
+
+/// The fault kind, marked when the evidence fits other kinds too, and the kind with
+/// --aia-fetch when fetching changes it or makes it certain.
+fn diagnosis_cell(scenario: &Scenario) -> String {
+    let describe = |diagnosis: &Diagnosis| {
+        let kind = format!("`{}`", diagnosis.kind.json_name());
+        if diagnosis.certain {
+            kind
+        } else {
+            format!("{kind} (not certain)")
+        }
+    };
+    let mut cell = describe(&scenario.diagnosis);
+    if let Some(with_fetch) = &scenario.diagnosis_with_aia_fetch {
+        cell.push_str(&format!("; with `--aia-fetch`: {}", describe(with_fetch)));
+    }
+    cell
 }

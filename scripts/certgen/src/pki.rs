@@ -2,7 +2,7 @@
 //! certificates. Scenarios start from the sane defaults here and change only the one
 //! property they are about.
 
-use boring::{pkey::PKey, rsa::Rsa};
+use boring::{nid::Nid, pkey::PKey, rsa::Rsa, x509::X509};
 use rcgen::{
     date_time_ymd, BasicConstraints, Certificate, CertificateParams, CustomExtension,
     DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
@@ -137,11 +137,24 @@ pub fn authority_info_access(ca_issuers_uri: &str, ocsp_uri: &str) -> CustomExte
     CustomExtension::from_oid_content(ID_PE_AUTHORITY_INFO_ACCESS, content)
 }
 
+/// The subject CN of `cert`, read back from its DER so that what the catalogue states
+/// about a certificate (scenarios.json's corrected chains) is what the certificate says.
+fn common_name_of(cert: &Certificate) -> Result<String> {
+    let x509 = X509::from_der(cert.der())?;
+    let entry = x509
+        .subject_name()
+        .entries_by_nid(Nid::COMMONNAME)
+        .next()
+        .ok_or("a certificate without a subject CN")?;
+    Ok(entry.data().as_utf8()?.to_string())
+}
+
 /// A CA: its certificate plus what is needed to issue certificates under it.
 pub struct Ca {
     params: CertificateParams,
     key: KeyPair,
     cert: Certificate,
+    common_name: String,
 }
 
 impl Ca {
@@ -150,7 +163,7 @@ impl Ca {
     pub fn root(params: CertificateParams, kind: KeyKind) -> Result<Ca> {
         let key = generate_key(kind)?;
         let cert = params.self_signed(&key)?;
-        Ok(Ca { params, key, cert })
+        Ca::new(params, key, cert)
     }
 
     /// An intermediate (or any CA certificate) issued by `issuer`.
@@ -158,7 +171,7 @@ impl Ca {
         let key = generate_key(kind)?;
         params.use_authority_key_identifier_extension = true;
         let cert = params.signed_by(&key, &issuer.issuer())?;
-        Ok(Ca { params, key, cert })
+        Ca::new(params, key, cert)
     }
 
     /// Another certificate for this CA's subject and key, issued by `issuer`: a
@@ -196,7 +209,17 @@ impl Ca {
     ) -> Result<Ca> {
         params.use_authority_key_identifier_extension = true;
         let cert = params.signed_by(&key, &Issuer::from_params(issuer, issuer_key))?;
-        Ok(Ca { params, key, cert })
+        Ca::new(params, key, cert)
+    }
+
+    fn new(params: CertificateParams, key: KeyPair, cert: Certificate) -> Result<Ca> {
+        let common_name = common_name_of(&cert)?;
+        Ok(Ca {
+            params,
+            key,
+            cert,
+            common_name,
+        })
     }
 
     /// Issues an end-entity certificate from `params` with a fresh key.
@@ -204,7 +227,7 @@ impl Ca {
         let key = generate_key(kind)?;
         params.use_authority_key_identifier_extension = true;
         let cert = params.signed_by(&key, &self.issuer())?;
-        Ok(Leaf { key, cert })
+        Leaf::new(key, cert)
     }
 
     fn issuer(&self) -> Issuer<'_, &KeyPair> {
@@ -214,12 +237,17 @@ impl Ca {
     pub fn pem(&self) -> String {
         self.cert.pem()
     }
+
+    pub fn common_name(&self) -> &str {
+        &self.common_name
+    }
 }
 
 /// An end-entity certificate and its private key.
 pub struct Leaf {
     key: KeyPair,
     cert: Certificate,
+    common_name: String,
 }
 
 impl Leaf {
@@ -227,7 +255,20 @@ impl Leaf {
     pub fn self_signed(params: CertificateParams) -> Result<Leaf> {
         let key = generate_key(KeyKind::EcdsaP256)?;
         let cert = params.self_signed(&key)?;
-        Ok(Leaf { key, cert })
+        Leaf::new(key, cert)
+    }
+
+    fn new(key: KeyPair, cert: Certificate) -> Result<Leaf> {
+        let common_name = common_name_of(&cert)?;
+        Ok(Leaf {
+            key,
+            cert,
+            common_name,
+        })
+    }
+
+    pub fn common_name(&self) -> &str {
+        &self.common_name
     }
 
     pub fn pem(&self) -> String {

@@ -81,7 +81,7 @@ impl ChainEntry {
 }
 
 /// The corrected chain for `fault`, or nothing when the server's chain
-/// needs no change.
+/// needs no change (or another change first).
 pub(crate) fn corrected_chain(facts: &Facts, fault: &Fault) -> Vec<ChainEntry> {
     let reordered = facts.report.warnings.iter().any(|w| {
         matches!(
@@ -92,7 +92,11 @@ pub(crate) fn corrected_chain(facts: &Facts, fault: &Fault) -> Vec<ChainEntry> {
                 | ChainWarning::CertifiesNothing { .. }
         )
     });
-    if !(fault.server_left_certificates_out() || reordered) {
+    // A chain that verifies but is sent badly gets its order shown too; a
+    // chain rejected for another fault (dates, names, an untrusted root) gets
+    // the fix for that fault, not a reordering that would change nothing.
+    let accepted_but_untidy = *fault == Fault::None && reordered;
+    if !(fault.server_left_certificates_out() || accepted_but_untidy) {
         return Vec::new();
     }
     let Some(leaf) = facts.chain.first() else {
