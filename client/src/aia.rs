@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 
 use boring::x509::X509;
 use quicprobe_verifier::{
-    ca_issuers_of, code, verify, ChainReport, FetchedCertificate, PeerName, TrustStore, Verdict,
+    ca_issuers_of, code, same_der, verify, ChainReport, FetchedCertificate, PeerName, TrustStore,
+    Verdict,
 };
 use serde::{Serialize, Serializer};
 
@@ -531,8 +532,15 @@ pub fn run_aia_check_at(
         if verdict.accepted {
             return report(url, earlier, AiaOutcome::Accepted { fetched, verdict });
         }
+        // Only a path that now stops at what was just fetched has moved up:
+        // its issuer is the next hop. Anything else (a wrong certificate
+        // served) ends the check, so no URL is fetched twice or out of turn.
+        let moved_up = verdict
+            .stopped_at()
+            .is_some_and(|stop| fetched.certificates.iter().any(|c| same_der(c, stop)));
         let seen = |u: &String| *u == fetched.url || earlier.iter().any(|f| f.url == *u);
-        match missing_issuer_url(&extended, &verdict).filter(|u| !seen(u)) {
+        let above = missing_issuer_url(&extended, &verdict).filter(|u| moved_up && !seen(u));
+        match above {
             Some(url_above) if earlier.len() + 1 < MAX_HOPS => {
                 earlier.push(fetched);
                 next = url_above;

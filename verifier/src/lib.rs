@@ -38,8 +38,8 @@ pub use hook::{
 };
 pub use input::{parse_certificates, read_certificates, InputError};
 pub use report::{
-    ca_issuers_of, is_self_signed, issued_by, CertificateSummary, ChainReport, ChainWarning,
-    AMPLIFICATION_BUDGET_BYTES,
+    ca_issuers_of, is_self_signed, issued_by, same_der, CertificateSummary, ChainReport,
+    ChainWarning, AMPLIFICATION_BUDGET_BYTES,
 };
 pub use trust::{TrustSource, TrustStore, TrustStoreBuilder, TrustStoreSummary, SYSTEM_BUNDLE};
 pub use verdict::{

@@ -264,6 +264,15 @@ fn ocsp_responders(cert: &X509Ref) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Whether two certificates are the same certificate: the same DER bytes.
+/// Names are not enough (a re-keyed root, an issuer loop share them).
+pub fn same_der(a: &X509Ref, b: &X509Ref) -> bool {
+    match (a.to_der(), b.to_der()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
 /// Self-issued and self-signed: the subject is the issuer and its own key
 /// verifies its signature.
 pub fn is_self_signed(cert: &X509Ref) -> bool {

@@ -2,9 +2,9 @@
 
 use boring::x509::X509;
 
-use super::issuer::{classify_missing_issuer, same_der, Stop};
+use super::issuer::{classify_missing_issuer, Stop};
 use super::{Facts, Fault, Finding};
-use crate::report::{issued_by, CertificateSummary, ChainReport};
+use crate::report::{issued_by, same_der, CertificateSummary, ChainReport};
 use crate::verdict::{code, PeerName};
 
 /// BoringSSL's and OpenSSL's default verification depth: chain building

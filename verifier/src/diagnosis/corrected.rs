@@ -4,11 +4,12 @@
 use boring::x509::{X509Ref, X509};
 use serde::Serialize;
 
-use super::issuer::{fetched_issuer_of, same_der};
+use super::issuer::fetched_issuer_of;
 use super::{Facts, Fault};
 use crate::names::one_line;
 use crate::report::{
-    ca_issuers_of, common_name, is_self_signed, issued_by, sha256_fingerprint, ChainWarning,
+    ca_issuers_of, common_name, is_self_signed, issued_by, same_der, sha256_fingerprint,
+    ChainWarning,
 };
 use crate::trust::TrustStore;
 

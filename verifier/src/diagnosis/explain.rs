@@ -4,26 +4,8 @@
 use super::classify::MAX_VERIFY_DEPTH;
 use super::corrected::ChainEntry;
 use super::gaps::{self, numbered};
-use super::{Alternative, Facts, Fault, Finding};
+use super::{Facts, Fault, Finding, Text};
 use crate::report::ChainReport;
-
-/// Cause, fix and alternatives, as the diagnosis carries them.
-pub(crate) struct Text {
-    pub cause: String,
-    pub fix: String,
-    pub alternatives: Vec<Alternative>,
-}
-
-impl Text {
-    /// A certain cause: no alternatives.
-    pub fn plain(cause: String, fix: String) -> Self {
-        Self {
-            cause,
-            fix,
-            alternatives: Vec::new(),
-        }
-    }
-}
 
 /// The text for `finding`.
 pub(crate) fn explain(facts: &Facts, finding: &Finding, corrected: &[ChainEntry]) -> Text {

@@ -3,8 +3,7 @@
 //! cannot rule it out.
 
 use super::corrected::{ChainEntry, EntryStatus};
-use super::explain::Text;
-use super::{Alternative, Facts, Fault, Finding};
+use super::{Alternative, Facts, Fault, Finding, Text};
 use crate::trust::TrustSource;
 
 /// The text for the faults of this module; `None` for every other fault.

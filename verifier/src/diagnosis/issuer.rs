@@ -13,7 +13,7 @@ use boring::x509::{X509Ref, X509};
 
 use super::{Facts, Fault, FetchedCertificate, Finding};
 use crate::names::one_line;
-use crate::report::{ca_issuers_of, is_self_signed, issued_by, sha256_fingerprint};
+use crate::report::{ca_issuers_of, is_self_signed, issued_by, same_der, sha256_fingerprint};
 use crate::trust::TrustSource;
 
 /// The certificate the path stopped at.
@@ -223,13 +223,6 @@ fn undecided(facts: &Facts, stop: &Stop) -> Finding {
             stop.subject()
         ),
     )
-}
-
-pub(crate) fn same_der(a: &X509Ref, b: &X509Ref) -> bool {
-    match (a.to_der(), b.to_der()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    }
 }
 
 /// Whether `candidate`'s subject is `subject`'s issuer name.

@@ -222,6 +222,24 @@ pub struct Facts<'a> {
     pub evidence: Evidence<'a>,
 }
 
+/// Cause, fix and alternatives, as the diagnosis carries them.
+pub(crate) struct Text {
+    pub cause: String,
+    pub fix: String,
+    pub alternatives: Vec<Alternative>,
+}
+
+impl Text {
+    /// A certain cause: no alternatives.
+    pub fn plain(cause: String, fix: String) -> Self {
+        Self {
+            cause,
+            fix,
+            alternatives: Vec::new(),
+        }
+    }
+}
+
 /// The fault with how sure it is and why.
 pub(crate) struct Finding {
     pub fault: Fault,
