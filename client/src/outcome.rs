@@ -469,7 +469,7 @@ impl Outcome {
                 "the server's Handshake flight passed the 64 KiB of CRYPTO data quiche \
                  accepts (quiche closes at offset 65,536 of the Handshake CRYPTO stream, \
                  before the chain can be verified): quiche-based clients cannot receive a \
-                 chain this large uncompressed, and it is far larger than any client needs; \
+                 certificate chain this large uncompressed, and it is far larger than any client needs; \
                  send the leaf and its intermediates only, or compress certificates (RFC \
                  8879; `quicprobe verify --chain` gives the flight's size with and without) \
                  ({})",
