@@ -10,11 +10,11 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use crate::handshake::{self, CertCompression, Stage, StageEvent, TlsMessage, Traffic};
-use crate::outcome::{Close, Outcome, OutcomeKind};
+use crate::engine::handshake::{self, CertCompression, Stage, StageEvent, TlsMessage, Traffic};
+use crate::engine::outcome::{Close, Outcome, OutcomeKind};
+use crate::engine::target::{ConnectTo, ResolveEntry, Target};
+use crate::report::trace::{self, TraceStyle};
 use crate::scan;
-use crate::target::{ConnectTo, ResolveEntry, Target};
-use crate::trace::{self, TraceStyle};
 
 /// Most stages a fuzzed trace holds; a real handshake has about a dozen.
 const MAX_STAGES: usize = 256;

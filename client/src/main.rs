@@ -5,27 +5,27 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use quicprobe::cli::{Cli, Command};
-use quicprobe::{connect_cmd, demo_cmd, exit, impair_cmd, serve_cmd, verify_cmd};
+use quicprobe::commands::{connect, demo, get, impair, scan, serve, verify};
+use quicprobe::exit;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
     let code = match &cli.command {
         Command::Connect(args) => {
-            finish(connect_cmd::run(args, cli.quiet).map(|o| (o.stdout, o.exit_code)))
+            finish(connect::run(args, cli.quiet).map(|o| (o.stdout, o.exit_code)))
         }
-        Command::Verify(args) => finish(verify_cmd::run(args).map(|o| (o.stdout, o.exit_code))),
-        Command::Serve(args) => finish(serve_cmd::run(args).map(|()| (String::new(), exit::OK))),
-        Command::Demo(args) => finish(demo_cmd::run(args).map(|o| (o.stdout, o.exit_code))),
+        Command::Verify(args) => finish(verify::run(args).map(|o| (o.stdout, o.exit_code))),
+        Command::Serve(args) => finish(serve::run(args).map(|()| (String::new(), exit::OK))),
+        Command::Demo(args) => finish(demo::run(args).map(|o| (o.stdout, o.exit_code))),
         Command::Get(args) => finish(
-            quicprobe::get_cmd::run(args, cli.verbose > 0, &mut std::io::stdout().lock())
+            get::run(args, cli.verbose > 0, &mut std::io::stdout().lock())
                 .map(|code| (String::new(), code)),
         ),
-        Command::Scan(args) => finish(
-            quicprobe::scan_cmd::run(args, &mut std::io::stdout().lock())
-                .map(|code| (String::new(), code)),
-        ),
-        Command::Impair(args) => finish(impair_cmd::run(args).map(|()| (String::new(), exit::OK))),
+        Command::Scan(args) => {
+            finish(scan::run(args, &mut std::io::stdout().lock()).map(|code| (String::new(), code)))
+        }
+        Command::Impair(args) => finish(impair::run(args).map(|()| (String::new(), exit::OK))),
     };
     ExitCode::from(code)
 }

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use boring::ssl::{SslContextBuilder, SslMethod};
-use quicprobe::event_loop::{self, Job};
+use quicprobe::engine::event_loop::{self, Job};
+use quicprobe::engine::probe::ProbeSettings;
+use quicprobe::engine::target::Target;
 use quicprobe::lab::{self, LabSpec};
-use quicprobe::probe::ProbeSettings;
-use quicprobe::target::Target;
 use quicprobe_verifier::{install, OnReject, Policy, TrustStore};
 
 fn close_seen_by_server(on_reject: OnReject) -> (bool, u64, String) {

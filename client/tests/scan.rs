@@ -10,10 +10,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use quicprobe::cli::ScanArgs;
 use quicprobe::cli::TrustArgs;
+use quicprobe::commands::scan as scan_cmd;
+use quicprobe::engine::target::Target;
 use quicprobe::lab::{self, LabHandle, LabSpec};
-use quicprobe::scan_cmd::{self, ScanArgs};
-use quicprobe::target::Target;
 use serde_json::Value;
 
 mod support;

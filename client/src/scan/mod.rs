@@ -14,10 +14,10 @@ use std::time::Duration;
 use mio::Waker;
 use serde_json::{json, Value};
 
-use crate::event_loop::Job;
+use crate::engine::event_loop::Job;
+use crate::engine::outcome::{Outcome, OutcomeKind};
+use crate::engine::target::{ResolveEntry, Target, TargetError};
 use crate::exit;
-use crate::outcome::{Outcome, OutcomeKind};
-use crate::target::{ResolveEntry, Target, TargetError};
 
 /// The largest targets file read, so that a path such as /dev/zero ends in
 /// an error rather than in exhausted memory.

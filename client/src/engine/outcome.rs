@@ -8,13 +8,13 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::aia::AiaReport;
-use crate::alerts::{self, tls_alert_name};
+use crate::engine::alerts::{self, tls_alert_name};
+use crate::engine::fingerprint::ServerGuess;
+use crate::engine::flights::FlightReport;
+use crate::engine::handshake::{Stage, StageEvent};
+use crate::engine::request::Response;
+use crate::engine::target::Target;
 use crate::exit;
-use crate::fingerprint::ServerGuess;
-use crate::flights::FlightReport;
-use crate::handshake::{Stage, StageEvent};
-use crate::request::Response;
-use crate::target::Target;
 
 /// The ways a connection attempt ends, each with curl's exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -550,6 +550,15 @@ impl Outcome {
         }
         value
     }
+}
+
+/// The first failure's exit code, or 0 when every connection succeeded.
+pub fn overall_exit_code(outcomes: &[Outcome]) -> u8 {
+    outcomes
+        .iter()
+        .map(Outcome::exit_code)
+        .find(|code| *code != 0)
+        .unwrap_or(0)
 }
 
 fn tls_summary(stages: &[StageEvent]) -> TlsSummary {

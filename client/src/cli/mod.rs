@@ -4,6 +4,16 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+mod get;
+mod impair;
+mod scan;
+pub mod setup;
+pub mod trust;
+
+pub use get::GetArgs;
+pub use impair::ImpairArgs;
+pub use scan::ScanArgs;
+
 /// A QUIC client that verifies server certificate chains strictly and tells
 /// you exactly what happened in the handshake and why it failed.
 #[derive(Debug, Parser)]
@@ -32,13 +42,13 @@ pub enum Command {
     /// Connect to every target of a file, many at once, and print one JSON
     /// line per target as it ends (completion order; each carries its `line`),
     /// then one summary line.
-    Scan(crate::scan_cmd::ScanArgs),
+    Scan(ScanArgs),
     /// Make requests over QUIC, as curl does: HTTP/3 (multiplexed), hq-interop or raw streams.
-    Get(crate::get_cmd::GetArgs),
+    Get(GetArgs),
     /// Relay UDP on loopback between clients and one server, making the path
     /// bad on purpose (loss, reordering, duplication, delay, corruption,
     /// truncation, a black hole), reproducibly from a seed.
-    Impair(crate::impair_cmd::ImpairArgs),
+    Impair(ImpairArgs),
 }
 
 /// Where the trusted roots come from; the system bundle when neither is given.
@@ -91,8 +101,8 @@ pub struct ConnectArgs {
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     pub timeout: f64,
     /// How the handshake trace is printed.
-    #[arg(long, value_enum, default_value_t = crate::trace::TraceStyle::Native)]
-    pub trace_style: crate::trace::TraceStyle,
+    #[arg(long, value_enum, default_value_t = crate::report::trace::TraceStyle::Native)]
+    pub trace_style: crate::report::trace::TraceStyle,
     /// Print the outcome as JSON instead of the trace: one object per line, one
     /// line per connection (JSON Lines); with --repeat, one summary object.
     #[arg(long)]
@@ -134,11 +144,11 @@ pub struct ConnectionOptions {
     /// Dial ADDR for HOST:PORT, as curl's --resolve HOST:PORT:ADDR[,ADDR]...
     /// (the next address is tried when one refuses).
     #[arg(long, value_name = "HOST:PORT:ADDR")]
-    pub resolve: Vec<crate::target::ResolveEntry>,
+    pub resolve: Vec<crate::engine::target::ResolveEntry>,
     /// Connect to HOST2:PORT2 for HOST:PORT, as curl's --connect-to; the SNI and
     /// the certificate name stay HOST. Empty fields match anything.
     #[arg(long, value_name = "HOST:PORT:HOST2:PORT2")]
-    pub connect_to: Vec<crate::target::ConnectTo>,
+    pub connect_to: Vec<crate::engine::target::ConnectTo>,
     /// Bind this local UDP port, or the first free one of N-M, as curl's --local-port.
     #[arg(long, value_name = "N[-M]", value_parser = parse_port_range)]
     pub local_port: Option<(u16, u16)>,

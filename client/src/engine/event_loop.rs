@@ -18,10 +18,10 @@ use std::time::Instant;
 use mio::{Events, Interest, Poll, Token, Waker};
 use quicprobe_verifier::VerdictSlot;
 
-use crate::datapath::Scratch;
-use crate::outcome::{Outcome, OutcomeKind};
-use crate::probe::{Probe, ProbeSettings};
-use crate::target::Target;
+use crate::engine::datapath::Scratch;
+use crate::engine::outcome::{Outcome, OutcomeKind};
+use crate::engine::probe::{Probe, ProbeSettings};
+use crate::engine::target::Target;
 
 /// The poll token of the waker; job indices are the other tokens.
 const WAKE_TOKEN: Token = Token(usize::MAX);

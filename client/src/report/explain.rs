@@ -1,24 +1,35 @@
-//! Builds the trust store from `--cacert`/`--capath`, or the system bundle.
+//! The verifier's explanation attached to each outcome that saw a chain,
+//! with the evidence that can make a missing issuer's cause certain: the
+//! system bundle, and what `--aia-fetch` fetched.
 
 use std::sync::OnceLock;
 
-use quicprobe_verifier::{Evidence, FetchedCertificate, InputError, TrustSource, TrustStore};
+use quicprobe_verifier::{Analysis, Evidence, FetchedCertificate, TrustSource, TrustStore};
 
-use crate::cli::TrustArgs;
+use crate::aia::AiaReport;
+use crate::engine::outcome::Outcome;
 
-/// The roots the user asked for; the system bundle when they named none.
-pub fn load_trust(args: &TrustArgs) -> Result<TrustStore, InputError> {
-    if args.cacert.is_empty() && args.capath.is_none() {
-        return TrustStore::system();
+/// Adds the verifier's explanation to every outcome that saw a chain.
+pub fn explain_chains(mut outcomes: Vec<Outcome>, trust: &TrustStore) -> Vec<Outcome> {
+    for outcome in &mut outcomes {
+        if let Some(checked) = &outcome.checked {
+            let name = checked.verdict.peer_name.clone();
+            let fetched = outcome
+                .aia
+                .as_ref()
+                .map(AiaReport::evidence)
+                .unwrap_or_default();
+            let evidence = evidence(trust, !checked.verdict.accepted, &fetched);
+            outcome.analysis = Some(Analysis::explain_with(
+                checked.verdict.clone(),
+                &checked.chain,
+                trust,
+                name.as_ref(),
+                evidence,
+            ));
+        }
     }
-    let mut builder = TrustStore::builder();
-    for file in &args.cacert {
-        builder.add_pem_file(file)?;
-    }
-    if let Some(dir) = &args.capath {
-        builder.add_hashed_dir(dir)?;
-    }
-    builder.build()
+    outcomes
 }
 
 /// The system bundle, loaded at most once per process: when the person

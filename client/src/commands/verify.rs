@@ -4,10 +4,10 @@ use quicprobe_verifier::{read_certificates, verify, Analysis, InputError, PeerNa
 use serde_json::json;
 
 use crate::aia::{run_aia_check, AiaReport, FetchSettings};
+use crate::cli::trust::load_trust;
 use crate::cli::VerifyArgs;
 use crate::exit;
-use crate::render;
-use crate::trust::load_trust;
+use crate::report::render;
 
 /// What `verify` prints and the exit code it ends with.
 pub struct VerifyOutput {
@@ -32,7 +32,7 @@ pub fn run(args: &VerifyArgs) -> Result<VerifyOutput, InputError> {
         })
         .flatten();
     let fetched = aia.as_ref().map(AiaReport::evidence).unwrap_or_default();
-    let evidence = crate::trust::evidence(&trust, !verdict.accepted, &fetched);
+    let evidence = crate::report::explain::evidence(&trust, !verdict.accepted, &fetched);
     let analysis = Analysis::explain_with(verdict, &chain, &trust, name.as_ref(), evidence);
     let exit_code = if analysis.verdict.accepted {
         exit::OK

@@ -9,16 +9,17 @@ use std::time::Duration;
 use quicprobe_verifier::{AlertStyle, ClientFamily, TrustStore};
 
 use crate::cli::DemoArgs;
-use crate::connect_cmd::{explain_chains, run_jobs, ClientSetup, ConnectError};
-use crate::event_loop::Job;
+use crate::engine::config::{run_jobs, ClientSetup, ConnectError};
+use crate::engine::event_loop::Job;
+use crate::engine::outcome::{Outcome, OutcomeKind};
+use crate::engine::probe::ProbeSettings;
+use crate::engine::request::RequestSpec;
+use crate::engine::target::Target;
 use crate::exit;
 use crate::lab::{self, LabEvent, LabSpec};
-use crate::outcome::{Outcome, OutcomeKind};
-use crate::probe::ProbeSettings;
-use crate::request::RequestSpec;
+use crate::report::explain::explain_chains;
+use crate::report::trace::{self, TraceStyle};
 use crate::scenario::find_scenario;
-use crate::target::Target;
-use crate::trace::{self, TraceStyle};
 
 /// One act of the demo: a scenario and what must happen.
 struct Act {

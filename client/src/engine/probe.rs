@@ -12,14 +12,14 @@ use std::time::{Duration, Instant};
 use mio::net::UdpSocket;
 use quicprobe_verifier::{CheckedChain, PeerName, VerdictSlot};
 
-use crate::datapath::{self, Batch, DatagramSource, Datapath, Scratch};
-use crate::fingerprint::{self, ServerTraits};
-use crate::flights::{self, FlightLog, Received};
-use crate::handshake::{drain_messages, stage_of, Stage, StageEvent, Traffic};
-use crate::outcome::{Close, IdleEnd, Outcome, OutcomeKind, SessionReport};
-use crate::request::{Requests, Response};
-use crate::session;
-use crate::target::Target;
+use crate::engine::datapath::{self, Batch, DatagramSource, Datapath, Scratch};
+use crate::engine::fingerprint::{self, ServerTraits};
+use crate::engine::flights::{self, FlightLog, Received};
+use crate::engine::handshake::{drain_messages, stage_of, Stage, StageEvent, Traffic};
+use crate::engine::outcome::{Close, IdleEnd, Outcome, OutcomeKind, SessionReport};
+use crate::engine::request::{Requests, Response};
+use crate::engine::session;
+use crate::engine::target::Target;
 
 /// The largest UDP payload quicprobe sends or expects.
 pub const MAX_DATAGRAM: usize = datapath::MAX_UDP_PAYLOAD;

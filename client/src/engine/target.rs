@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
 use quicprobe_verifier::PeerName;
 
-use crate::request::RequestSpec;
+use crate::engine::request::RequestSpec;
 
 /// The port when the target names none.
 pub const DEFAULT_PORT: u16 = 443;

@@ -4,66 +4,25 @@
 
 use std::collections::HashSet;
 use std::io::{self, Write};
-use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::Args;
 use quicprobe_verifier::{AlertStyle, InputError, TrustStore};
 
-use crate::cli::TrustArgs;
-use crate::connect_cmd::{self, ClientSetup, ConnectError};
-use crate::event_loop::{EventLoop, FedJob, Job, JobFeed};
-use crate::outcome::Outcome;
-use crate::probe::ProbeSettings;
+use crate::cli::trust::load_trust;
+use crate::cli::ScanArgs;
+use crate::engine::config::{quic_config, ClientSetup, ConnectError};
+use crate::engine::event_loop::{EventLoop, FedJob, Job, JobFeed};
+use crate::engine::outcome::Outcome;
+use crate::engine::probe::ProbeSettings;
+use crate::engine::target::{ResolveEntry, TargetError};
+use crate::report::explain::explain_chains;
 use crate::scan::{self, Answer, Lookup, Resolver, ScanLine, ScanReport};
-use crate::target::{ResolveEntry, TargetError};
-use crate::trust::load_trust;
-
-const AFTER_HELP: &str = "\
-Output (JSON Lines on stdout), one object per target line in the order the targets end \
-(sort on `line` for file order):
-  a connection: `connect --json`'s object, plus \"line\" and \"input\"
-  a name that does not resolve: outcome \"resolve_failed\" (exit code 6, curl's)
-  a bad line: {\"line\", \"input\", \"outcome\": \"bad_line\", \"error\"} (exit code 2)
-then {\"summary\": {targets, outcomes, bad_lines, slowest, elapsed_ms, exit_code}}.
-
-Exit code: 0 when every line is ok; otherwise that of the first failing line in the file \
-(60 verification failed, 35 handshake failed, 28 timeout, 7 refused or no socket, \
-6 not resolved, 2 bad line); 2 alone, with one line on stderr, when the targets file cannot be read.";
 
 /// The idle timeout offered to servers; a scan closes as soon as the
 /// handshake is done, so it only has to outlast that.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-
-#[derive(Debug, Args)]
-#[command(after_help = AFTER_HELP)]
-pub struct ScanArgs {
-    /// The targets, one per line: `host[:port] [sni]` (port 443 by default,
-    /// `[v6addr]:port` for IPv6; SNI, and the name the certificate must
-    /// carry, is the host unless given). `#` starts a comment; blank lines
-    /// are skipped. A bad line gets its own `bad_line` object and the
-    /// others still run.
-    #[arg(long, value_name = "FILE")]
-    pub targets: PathBuf,
-    /// Keep up to N connections in flight at once.
-    #[arg(long, value_name = "N", default_value_t = 50)]
-    pub concurrency: usize,
-    /// Give up on a handshake after this many seconds (counted from its
-    /// first packet, not from the start of the scan).
-    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
-    pub timeout: f64,
-    #[command(flatten)]
-    pub trust: TrustArgs,
-    /// ALPNs to offer, comma-separated.
-    #[arg(long, value_name = "LIST", default_value = "h3", value_delimiter = ',')]
-    pub alpn: Vec<String>,
-    /// Dial ADDR for HOST:PORT without asking DNS, as curl's --resolve
-    /// HOST:PORT:ADDR[,ADDR]... (the next address is tried when one refuses).
-    #[arg(long, value_name = "HOST:PORT:ADDR")]
-    pub resolve: Vec<ResolveEntry>,
-}
 
 /// Why a scan could not start, or stopped (exit 2).
 #[derive(Debug, thiserror::Error)]
@@ -105,7 +64,7 @@ pub fn run_with_resolver(
         curves: None,
         early_data: false,
     };
-    let (mut config, slot) = connect_cmd::quic_config(&setup)?;
+    let (mut config, slot) = quic_config(&setup)?;
     let event_loop = EventLoop::new(args.concurrency)?;
     let started = Instant::now();
     let mut feed = ScanFeed {
@@ -278,7 +237,7 @@ impl JobFeed for ScanFeed<'_, '_> {
             return Ok(());
         };
         // Rejected targets carry the verifier's diagnosis, as with connect.
-        for outcome in connect_cmd::explain_chains(vec![outcome], &self.trust) {
+        for outcome in explain_chains(vec![outcome], &self.trust) {
             self.report.outcome(line, &outcome)?;
         }
         Ok(())

@@ -280,7 +280,7 @@ fn compressed_certificate(message: &TlsMessage) -> Stage {
         .and_then(|len| body.get(8..8 + len))
         .unwrap_or_default();
     let inflated = (algorithm == 1)
-        .then(|| crate::compression::inflate(compressed, uncompressed_len as u64).ok())
+        .then(|| crate::engine::compression::inflate(compressed, uncompressed_len as u64).ok())
         .flatten();
     Stage::Certificate {
         certificates: inflated
@@ -289,7 +289,7 @@ fn compressed_certificate(message: &TlsMessage) -> Stage {
             .unwrap_or(0),
         bytes: uncompressed_len + 4,
         compression: Some(CertCompression {
-            algorithm: crate::compression::algorithm_name(algorithm),
+            algorithm: crate::engine::compression::algorithm_name(algorithm),
             wire_bytes: message.bytes.len(),
         }),
     }

@@ -7,9 +7,9 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::json;
 
-use crate::handshake::{Stage, StageEvent};
-use crate::outcome::{Outcome, OutcomeKind};
-use crate::render;
+use crate::engine::handshake::{Stage, StageEvent};
+use crate::engine::outcome::{Outcome, OutcomeKind};
+use crate::report::render;
 
 /// How stages are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]

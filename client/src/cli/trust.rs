@@ -1,0 +1,20 @@
+//! Builds the trust store from `--cacert`/`--capath`, or the system bundle.
+
+use quicprobe_verifier::{InputError, TrustStore};
+
+use crate::cli::TrustArgs;
+
+/// The roots the user asked for; the system bundle when they named none.
+pub fn load_trust(args: &TrustArgs) -> Result<TrustStore, InputError> {
+    if args.cacert.is_empty() && args.capath.is_none() {
+        return TrustStore::system();
+    }
+    let mut builder = TrustStore::builder();
+    for file in &args.cacert {
+        builder.add_pem_file(file)?;
+    }
+    if let Some(dir) = &args.capath {
+        builder.add_hashed_dir(dir)?;
+    }
+    builder.build()
+}

@@ -1,0 +1,11 @@
+//! One module per subcommand: each turns its arguments into the parts it
+//! needs (through `cli::setup`), runs them, and prints. Nothing here is used
+//! by another command.
+
+pub mod connect;
+pub mod demo;
+pub mod get;
+pub mod impair;
+pub mod scan;
+pub mod serve;
+pub mod verify;

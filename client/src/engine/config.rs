@@ -1,0 +1,118 @@
+//! The client configuration every connection of a run shares: one quiche
+//! configuration with the verifier installed last (the crate's central
+//! invariant: nothing may call SSL_CTX_set_verify after it), and the run of
+//! a list of jobs on one event loop with it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use boring::ssl::{SslContextBuilder, SslMethod};
+use quicprobe_verifier::{
+    install, AlertStyle, InputError, OnReject, Policy, TrustStore, VerdictSlot,
+};
+
+use super::event_loop::{self, Job};
+use super::handshake::install_message_callback;
+use super::outcome::Outcome;
+use super::probe::{ProbeSettings, MAX_DATAGRAM};
+use super::target::TargetError;
+
+/// Why `connect` could not even start.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// The client side of a run: the trust store, the TLS policy, the QUIC settings.
+#[derive(Debug, Clone)]
+pub struct ClientSetup {
+    pub trust: Arc<TrustStore>,
+    pub alert_style: AlertStyle,
+    pub alpns: Vec<String>,
+    pub idle_timeout: Duration,
+    pub keylog: bool,
+    /// `--insecure`: a rejected chain does not stop the handshake.
+    pub insecure: bool,
+    /// `--curves`: the key exchange groups offered, BoringSSL's names.
+    pub curves: Option<String>,
+    /// `--early-data`: offer 0-RTT when resuming.
+    pub early_data: bool,
+}
+
+/// Room kept for transport parameters quiche does not know.
+const UNKNOWN_PARAMETER_BYTES: usize = 1024;
+
+/// One quiche client configuration, the verifier installed last, and the
+/// slot through which the verifier hands each verdict to the event loop.
+pub fn quic_config(setup: &ClientSetup) -> Result<(quiche::Config, VerdictSlot), ConnectError> {
+    let tls_error = |e: boring::error::ErrorStack| ConnectError::Setup(format!("TLS setup: {e}"));
+    let mut builder = SslContextBuilder::new(SslMethod::tls()).map_err(tls_error)?;
+    install_message_callback(&mut builder);
+    // Offer certificate compression, to report whether the server uses it.
+    builder
+        .add_certificate_compression_algorithm(crate::engine::compression::Zlib)
+        .map_err(tls_error)?;
+    // Ask for what a server can staple to its chain, to report it.
+    builder.enable_ocsp_stapling();
+    builder.enable_signed_cert_timestamps();
+    if let Some(curves) = &setup.curves {
+        // The key share decides the ClientHello's size: X25519MLKEM768 makes
+        // it two Initial datagrams, which doubles the server's first budget.
+        builder
+            .set_curves_list(curves)
+            .map_err(|_| ConnectError::Setup(format!("--curves {curves}: unknown group")))?;
+    }
+    let mut policy = Policy::new(setup.trust.clone());
+    policy.alert_style = setup.alert_style;
+    // Pause instead of alerting, so that the close carries 0x100 + alert and
+    // the verdict's reason as aioquic's does (BoringSSL's alert path through
+    // quiche gives 0x130 and an empty reason).
+    policy.on_reject = if setup.insecure {
+        OnReject::Continue
+    } else {
+        OnReject::Pause
+    };
+    // Installed last: nothing may call SSL_CTX_set_verify after it.
+    let slot = install(&mut builder, policy);
+    let quic_error = |e: quiche::Error| ConnectError::Setup(format!("QUIC setup: {e}"));
+    let mut config = quiche::Config::with_boring_ssl_ctx_builder(quiche::PROTOCOL_VERSION, builder)
+        .map_err(quic_error)?;
+    let alpns: Vec<&[u8]> = setup.alpns.iter().map(|a| a.as_bytes()).collect();
+    config.set_application_protos(&alpns).map_err(quic_error)?;
+    config.set_max_idle_timeout(u64::try_from(setup.idle_timeout.as_millis()).unwrap_or(u64::MAX));
+    config.set_max_recv_udp_payload_size(MAX_DATAGRAM);
+    config.set_max_send_udp_payload_size(MAX_DATAGRAM);
+    config.set_initial_max_data(10_000_000);
+    config.set_initial_max_stream_data_bidi_local(1_000_000);
+    config.set_initial_max_stream_data_bidi_remote(1_000_000);
+    config.set_initial_max_stream_data_uni(1_000_000);
+    config.set_initial_max_streams_bidi(100);
+    config.set_initial_max_streams_uni(100);
+    config.set_disable_active_migration(true);
+    // Parameters quiche does not know tell which implementation the server is.
+    config.enable_track_unknown_transport_parameters(UNKNOWN_PARAMETER_BYTES);
+    if setup.keylog {
+        config.log_keys();
+    }
+    if setup.early_data {
+        config.enable_early_data();
+    }
+    Ok((config, slot))
+}
+
+/// Runs jobs on one event loop with one client configuration.
+pub fn run_jobs(
+    jobs: Vec<Job>,
+    concurrency: usize,
+    setup: &ClientSetup,
+    settings: &ProbeSettings,
+) -> Result<Vec<Outcome>, ConnectError> {
+    let (mut config, slot) = quic_config(setup)?;
+    event_loop::run(jobs, concurrency, &mut config, &slot, settings)
+        .map_err(|e| ConnectError::Setup(format!("event loop: {e}")))
+}

@@ -1,0 +1,18 @@
+//! The connection engine: one `mio` event loop driving many quiche
+//! connections (probes), and what each connection is made of: the datapath,
+//! the TLS handshake stages, the flights, requests, sessions, and the
+//! outcome it ends with.
+
+pub mod alerts;
+pub mod compression;
+pub mod config;
+pub mod datapath;
+pub mod event_loop;
+pub mod fingerprint;
+pub mod flights;
+pub mod handshake;
+pub mod outcome;
+pub mod probe;
+pub mod request;
+pub mod session;
+pub mod target;
