@@ -2,6 +2,10 @@
 //! looks names up off the event loop, and the report (a JSON object per line
 //! as each ends, then one summary object).
 
+mod feed;
+
+pub(crate) use feed::ScanFeed;
+
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
