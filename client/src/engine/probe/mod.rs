@@ -1,0 +1,399 @@
+//! One connection attempt: a quiche client connection on its own UDP
+//! socket, the stages it reached, the verdict on the server's chain, and how
+//! it ended. The event loop drives it; it never blocks.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::UdpSocket;
+use quicprobe_verifier::{CheckedChain, PeerName};
+
+use crate::engine::datapath::{self, Batch, DatagramSource, Datapath, Scratch};
+use crate::engine::flights::{self, FlightLog};
+use crate::engine::handshake::{Stage, StageEvent};
+use crate::engine::outcome::Outcome;
+use crate::engine::request::{Requests, Response};
+use crate::engine::target::Target;
+
+mod end;
+mod extras;
+mod receive;
+mod tls;
+
+/// The largest UDP payload quicprobe sends or expects.
+pub const MAX_DATAGRAM: usize = datapath::MAX_UDP_PAYLOAD;
+/// How long to wait for HANDSHAKE_DONE once the handshake is complete.
+const HANDSHAKE_DONE_GRACE: Duration = Duration::from_secs(2);
+
+/// What each connection of a run shares.
+#[derive(Debug, Clone)]
+pub struct ProbeSettings {
+    pub alpns: Vec<String>,
+    pub sni: Option<String>,
+    pub timeout: Duration,
+    pub keylog: Option<PathBuf>,
+    pub qlog_dir: Option<PathBuf>,
+    /// `--insecure`: a rejected chain does not end the connection.
+    pub insecure: bool,
+    /// The idle timeout we offer the server (`--idle-timeout`).
+    pub idle_timeout: Duration,
+    /// `--hold`: stay connected and idle this long after the request.
+    pub hold: Option<Duration>,
+    /// `--session-file`: offer the ticket it holds, save the one we get.
+    pub session_file: Option<PathBuf>,
+    /// `--early-data`: send the requests as 0-RTT when a session is offered.
+    pub early_data: bool,
+    /// `--local-port N[-M]`: the local ports to bind, first free one wins.
+    pub local_ports: Option<(u16, u16)>,
+}
+
+impl ProbeSettings {
+    /// A handshake with every option off: no SNI override, no key log or
+    /// qlog, strict, no hold, no session, any local port.
+    pub fn plain(alpns: Vec<String>, timeout: Duration, idle_timeout: Duration) -> Self {
+        Self {
+            alpns,
+            sni: None,
+            timeout,
+            keylog: None,
+            qlog_dir: None,
+            insecure: false,
+            idle_timeout,
+            hold: None,
+            session_file: None,
+            early_data: false,
+            local_ports: None,
+        }
+    }
+}
+
+/// A connection attempt in flight or finished.
+pub struct Probe {
+    pub target: Target,
+    pub addr: SocketAddr,
+    datapath: Datapath,
+    local: SocketAddr,
+    conn: quiche::Connection,
+    peer_name: PeerName,
+    sni: Option<String>,
+    alpns: Vec<String>,
+    started: Instant,
+    timeout: Duration,
+    deadline: Instant,
+    requests: Option<Requests>,
+    request_error: Option<String>,
+    stages: Vec<StageEvent>,
+    checked: Option<CheckedChain>,
+    refused: bool,
+    established_at: Option<Instant>,
+    handshake_done: Arc<AtomicBool>,
+    /// qlog is written to a file (`--qlog-dir`), so it must run to the end;
+    /// otherwise it is only our HANDSHAKE_DONE detector and stops once that
+    /// frame is seen.
+    qlog_to_file: bool,
+    /// Set once quicprobe has decided to close; the probe ends when the
+    /// CONNECTION_CLOSE has gone out.
+    closing: Option<CloseReason>,
+    close_sent: bool,
+    insecure: bool,
+    finished: Option<Outcome>,
+    scid_hex: String,
+    flights: FlightLog,
+    idle_timeout: Duration,
+    hold: Option<Duration>,
+    /// When the held connection is closed, once the request is done.
+    hold_until: Option<Instant>,
+    last_received: Instant,
+    /// When we first sent a Handshake packet, dropping our Initial keys.
+    initial_keys_dropped_ms: Option<f64>,
+    session_file: Option<PathBuf>,
+    early_data: bool,
+    /// A saved session was offered for resumption.
+    session_offered: bool,
+    /// The requests went out as 0-RTT early data.
+    sent_early_data: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CloseReason {
+    Rejected,
+    Done,
+}
+
+impl Probe {
+    /// Opens the socket and creates the quiche connection. Nothing is sent yet.
+    pub fn start(
+        target: Target,
+        addr: SocketAddr,
+        config: &mut quiche::Config,
+        settings: &ProbeSettings,
+    ) -> io::Result<Self> {
+        let socket = bind_local(addr, settings.local_ports)?;
+        // Connected, so that an ICMP port unreachable comes back as ECONNREFUSED.
+        socket.connect(addr)?;
+        let datapath = Datapath::new(socket)?;
+        let local = datapath.local_addr()?;
+        let scid = random_connection_id()?;
+        let sni = settings.sni.clone().or_else(|| target.default_sni());
+        let conn = quiche::connect(
+            sni.as_deref(),
+            &quiche::ConnectionId::from_ref(&scid),
+            local,
+            addr,
+            config,
+        )
+        .map_err(|error| io::Error::other(format!("QUIC connect: {error}")))?;
+        let started = Instant::now();
+        let handshake_done = Arc::new(AtomicBool::new(false));
+        let peer_name = settings
+            .sni
+            .as_deref()
+            .map_or_else(|| target.peer_name(), PeerName::parse);
+        let mut probe = Self {
+            peer_name,
+            target,
+            addr,
+            datapath,
+            local,
+            conn,
+            sni,
+            alpns: settings.alpns.clone(),
+            started,
+            timeout: settings.timeout,
+            deadline: started + settings.timeout,
+            requests: None,
+            request_error: None,
+            stages: Vec::new(),
+            checked: None,
+            refused: false,
+            established_at: None,
+            handshake_done: handshake_done.clone(),
+            qlog_to_file: false,
+            closing: None,
+            close_sent: false,
+            insecure: settings.insecure,
+            finished: None,
+            scid_hex: hex(&scid),
+            flights: FlightLog::default(),
+            idle_timeout: settings.idle_timeout,
+            hold: settings.hold,
+            hold_until: None,
+            last_received: started,
+            initial_keys_dropped_ms: None,
+            session_file: settings.session_file.clone(),
+            early_data: settings.early_data,
+            session_offered: false,
+            sent_early_data: false,
+        };
+        probe.offer_saved_session();
+        probe.attach_keylog(settings.keylog.as_ref());
+        probe.attach_qlog(settings.qlog_dir.as_ref(), handshake_done);
+        Ok(probe)
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.finished.is_some()
+    }
+
+    pub fn take_outcome(&mut self) -> Option<Outcome> {
+        self.finished.take()
+    }
+
+    /// When quiche's next timer fires, or the handshake deadline, whichever is first.
+    pub fn next_wakeup(&self) -> Instant {
+        let now = Instant::now();
+        let quic = self.conn.timeout().map_or(self.deadline, |t| now + t);
+        let wakeup = quic.min(self.deadline);
+        self.hold_until.map_or(wakeup, |until| wakeup.min(until))
+    }
+
+    /// The socket, for registering with the poll.
+    pub fn socket_mut(&mut self) -> &mut UdpSocket {
+        self.datapath.socket_mut()
+    }
+
+    /// Fires quiche's timer if it is due.
+    pub fn fire_timer(&mut self) {
+        if self.conn.timeout() == Some(Duration::ZERO) {
+            self.conn.on_timeout();
+        }
+    }
+
+    /// Sends everything quiche has to send, datagrams of one size together
+    /// in one GSO send.
+    pub fn flush(&mut self, scratch: &mut Scratch) {
+        let max_segments = self.datapath.max_segments();
+        datapath::send_all(self, scratch, max_segments);
+        self.record_tls_messages(None);
+    }
+
+    /// What a datagram tells before it goes out: the TLS messages it carries
+    /// and whether our Initial keys are gone.
+    fn on_datagram_built(&mut self, datagram: &[u8]) {
+        self.record_tls_messages(None);
+        if self.initial_keys_dropped_ms.is_none() && flights::carries_handshake_packet(datagram) {
+            self.initial_keys_dropped_ms = Some(self.elapsed_ms());
+        }
+    }
+
+    /// One turn of the probe after the loop fed it: send, move on, send
+    /// what moving on produced, and see whether it is over.
+    pub fn step(&mut self, scratch: &mut Scratch) {
+        self.flush(scratch);
+        self.progress();
+        self.flush(scratch);
+        self.check_finished();
+    }
+
+    /// Notes HANDSHAKE_DONE; once the handshake is confirmed, makes the
+    /// request an https:// URL asks for, then closes cleanly.
+    fn progress(&mut self) {
+        if self.finished.is_some() {
+            return;
+        }
+        self.send_early_data();
+        let confirmed = self.handshake_done.load(Ordering::Relaxed);
+        if confirmed && !self.stages.iter().any(|s| s.stage == Stage::HandshakeDone) {
+            self.push_stage(Stage::HandshakeDone);
+        }
+        let Some(at) = self.established_at else {
+            return;
+        };
+        if self.closing.is_some() || !(confirmed || at.elapsed() > HANDSHAKE_DONE_GRACE) {
+            return;
+        }
+        let asked = !self.target.requests.is_empty();
+        if asked && self.requests.is_none() && self.request_error.is_none() {
+            self.start_requests();
+        }
+        let request_done = match self.requests.as_mut() {
+            Some(requests) => requests.poll(&mut self.conn),
+            None => true,
+        };
+        if request_done && !self.holding() {
+            // Nothing more to ask: close cleanly (H3_NO_ERROR for h3).
+            let code = if self.conn.application_proto() == b"h3" {
+                0x100
+            } else {
+                0
+            };
+            let _ = self.conn.close(true, code, b"");
+            self.closing = Some(CloseReason::Done);
+        }
+    }
+
+    fn elapsed_ms(&self) -> f64 {
+        self.started.elapsed().as_secs_f64() * 1000.0
+    }
+
+    /// `--early-data`: the requests go out as soon as 0-RTT keys exist.
+    fn send_early_data(&mut self) {
+        let wanted = self.early_data && !self.target.requests.is_empty();
+        if wanted && self.requests.is_none() && self.conn.is_in_early_data() {
+            self.start_requests();
+            self.sent_early_data = self.requests.is_some();
+        }
+    }
+
+    /// `--hold`: whether the connection should stay open, idle, a while longer.
+    fn holding(&mut self) -> bool {
+        let Some(hold) = self.hold else {
+            return false;
+        };
+        let now = Instant::now();
+        let until = *self.hold_until.get_or_insert_with(|| now + hold);
+        // The server's idle timeout may end it first; our deadline must not.
+        self.deadline = self.deadline.max(until + Duration::from_secs(1));
+        now < until
+    }
+
+    fn start_requests(&mut self) {
+        let authority = self.target.authority();
+        match Requests::start(&mut self.conn, &authority, self.target.requests.clone()) {
+            Ok(requests) => {
+                // The handshake deadline does not cover the download.
+                self.deadline = Instant::now() + self.timeout;
+                self.requests = Some(requests);
+            }
+            Err(error) => self.request_error = Some(error.to_string()),
+        }
+    }
+
+    /// Every response so far, in request order.
+    fn responses(&self) -> Vec<Response> {
+        self.requests
+            .as_ref()
+            .map(Requests::responses)
+            .unwrap_or_default()
+    }
+}
+
+impl DatagramSource for Probe {
+    fn next_datagram(&mut self, space: &mut [u8]) -> Option<usize> {
+        match self.conn.send(space) {
+            Ok((len, _)) => {
+                self.on_datagram_built(&space[..len]);
+                Some(len)
+            }
+            Err(quiche::Error::Done) => None,
+            Err(error) => {
+                log::debug!("{}: quiche send: {error}", self.addr);
+                None
+            }
+        }
+    }
+
+    fn transmit(&mut self, batch: &Batch<'_>) {
+        match self.datapath.send(self.addr, batch.contents, batch.segment) {
+            Ok(()) => batch.lengths().for_each(|len| self.flights.on_sent(len)),
+            Err(error) if error.kind() == io::ErrorKind::ConnectionRefused => {
+                self.refused = true;
+            }
+            // A full buffer loses the datagrams; QUIC recovers.
+            Err(error) => log::debug!("{}: send: {error}", self.addr),
+        }
+        if self.closing.is_some() {
+            self.close_sent = true;
+        }
+    }
+}
+
+fn random_connection_id() -> io::Result<Vec<u8>> {
+    use ring::rand::SecureRandom;
+    let mut id = vec![0u8; quiche::MAX_CONN_ID_LEN];
+    ring::rand::SystemRandom::new()
+        .fill(&mut id)
+        .map_err(|_| io::Error::other("no randomness"))?;
+    Ok(id)
+}
+
+/// A socket of the target's family, on a port of `--local-port` if given.
+fn bind_local(target: SocketAddr, ports: Option<(u16, u16)>) -> io::Result<UdpSocket> {
+    let any: std::net::IpAddr = if target.is_ipv4() {
+        std::net::Ipv4Addr::UNSPECIFIED.into()
+    } else {
+        std::net::Ipv6Addr::UNSPECIFIED.into()
+    };
+    let Some((first, last)) = ports else {
+        return UdpSocket::bind(SocketAddr::new(any, 0));
+    };
+    let mut last_error = io::Error::other("empty --local-port range");
+    for port in first..=last {
+        match UdpSocket::bind(SocketAddr::new(any, port)) {
+            Ok(socket) => return Ok(socket),
+            Err(error) => last_error = error,
+        }
+    }
+    Err(io::Error::new(
+        last_error.kind(),
+        format!("--local-port {first}-{last}: no free port ({last_error})"),
+    ))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

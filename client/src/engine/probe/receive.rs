@@ -1,0 +1,161 @@
+//! The receive side of a probe: every datagram into quiche, Retry and
+//! version negotiation traced only when quiche takes them, loss recovery
+//! noted.
+
+use std::io;
+use std::time::Instant;
+
+use quicprobe_verifier::VerdictSlot;
+
+use super::tls::version_name;
+use super::Probe;
+use crate::engine::datapath::Scratch;
+use crate::engine::flights::Received;
+use crate::engine::handshake::Stage;
+
+impl Probe {
+    /// Reads every datagram waiting on the socket into quiche, a batch per
+    /// system call.
+    pub fn recv_all(&mut self, slot: &VerdictSlot, scratch: &mut Scratch) {
+        loop {
+            match self.datapath.recv_batch(scratch) {
+                Ok(filled) => {
+                    for (_, datagram) in scratch.received(filled) {
+                        self.recv_datagram(datagram, slot);
+                    }
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) if error.kind() == io::ErrorKind::ConnectionRefused => {
+                    self.refused = true;
+                    return;
+                }
+                Err(error) => {
+                    log::debug!("{}: recv: {error}", self.addr);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn recv_datagram(&mut self, datagram: &mut [u8], slot: &VerdictSlot) {
+        self.last_received = Instant::now();
+        let claim = self.long_header_claim(datagram);
+        let len = datagram.len();
+        let info = quiche::RecvInfo {
+            from: self.addr,
+            to: self.local,
+        };
+        slot.expect_name(Some(self.peer_name.clone()));
+        let processed_before = self
+            .established_at
+            .is_none()
+            .then(|| self.conn.stats().recv);
+        let result = self.conn.recv(datagram, info);
+        let kind = match claim.filter(|claim| claim.taken(&self.conn)) {
+            Some(claim) => {
+                self.push_stage(claim.stage);
+                claim.kind
+            }
+            None => Received::Other,
+        };
+        self.flights.on_received(len, kind);
+        if kind == Received::Other && processed_before == Some(self.conn.stats().recv) {
+            self.flights.on_unusable();
+        }
+        let verdict = slot.take();
+        self.record_tls_messages(verdict);
+        if let Err(error) = result {
+            log::debug!("{}: quiche recv: {error}", self.addr);
+        }
+        self.stop_qlog_once_confirmed();
+        if self.conn.is_established() && self.established_at.is_none() {
+            self.established_at = Some(Instant::now());
+            self.note_loss_recovery();
+            self.flights.on_established();
+        }
+    }
+
+    /// Probe timeouts and losses during the handshake mean the flights hold
+    /// retransmissions (see [`flights::Disturbance`]).
+    pub(super) fn note_loss_recovery(&mut self) {
+        if let Some(path) = self.conn.path_stats().next() {
+            self.flights.on_recovery(path.total_pto_count, path.lost);
+        }
+    }
+
+    /// What a long header claims: a Retry or a version negotiation, which
+    /// only the packet header shows. Whether quiche took it is known only
+    /// after `conn.recv` (see [`Claim::taken`]): a Retry with a bad integrity
+    /// tag, a second Retry, or a version negotiation for other connection IDs
+    /// or listing our own version are ignored, and are no round trip.
+    fn long_header_claim(&self, datagram: &[u8]) -> Option<Claim> {
+        const LONG_HEADER: u8 = 0x80;
+        if datagram.first()? & LONG_HEADER == 0 {
+            return None;
+        }
+        let mut copy = datagram.to_vec();
+        let header = quiche::Header::from_slice(&mut copy, quiche::MAX_CONN_ID_LEN).ok()?;
+        match header.ty {
+            quiche::Type::Retry => Some(Claim {
+                stage: Stage::Retry {
+                    token_bytes: header.token.as_ref().map_or(0, Vec::len),
+                },
+                kind: Received::Retry,
+                // A Retry quiche follows gives it a new destination ID.
+                taken_if: TakenIf::DestinationChanges(self.conn.destination_id().to_vec()),
+            }),
+            quiche::Type::VersionNegotiation => {
+                let versions = header.versions.clone().unwrap_or_default();
+                Some(Claim {
+                    taken_if: TakenIf::Now(self.takes_version_negotiation(&header, &versions)),
+                    stage: Stage::VersionNegotiation {
+                        offered: versions.iter().map(|v| version_name(*v)).collect(),
+                    },
+                    kind: Received::VersionNegotiation,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// quiche's own tests for a version negotiation (RFC 9000 §6.2): the
+    /// first, before any packet was processed, for our connection IDs, and
+    /// not listing the version we speak.
+    fn takes_version_negotiation(&self, header: &quiche::Header, versions: &[u32]) -> bool {
+        let first = !self
+            .stages
+            .iter()
+            .any(|s| matches!(s.stage, Stage::VersionNegotiation { .. }));
+        first
+            && self.conn.stats().recv == 0
+            && header.dcid.as_ref() == self.conn.source_id().as_ref()
+            && header.scid.as_ref() == self.conn.destination_id().as_ref()
+            && !versions.contains(&quiche::PROTOCOL_VERSION)
+    }
+}
+
+/// A Retry or version negotiation seen in a long header, to be traced only
+/// if quiche takes it.
+struct Claim {
+    stage: Stage,
+    kind: Received,
+    taken_if: TakenIf,
+}
+
+enum TakenIf {
+    /// Known before `conn.recv`, from quiche's own rules.
+    Now(bool),
+    /// The destination connection ID before `conn.recv`.
+    DestinationChanges(Vec<u8>),
+}
+
+impl Claim {
+    fn taken(&self, conn: &quiche::Connection) -> bool {
+        match &self.taken_if {
+            TakenIf::Now(taken) => *taken,
+            TakenIf::DestinationChanges(before) => {
+                conn.destination_id().as_ref() != before.as_slice()
+            }
+        }
+    }
+}
