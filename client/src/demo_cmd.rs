@@ -12,11 +12,11 @@ use crate::cli::DemoArgs;
 use crate::connect_cmd::{explain_chains, run_jobs, ClientSetup, ConnectError};
 use crate::event_loop::Job;
 use crate::exit;
+use crate::lab::scenario::find_scenario;
 use crate::lab::{self, LabEvent, LabSpec};
 use crate::outcome::{Outcome, OutcomeKind};
 use crate::probe::ProbeSettings;
 use crate::request::RequestSpec;
-use crate::scenario::find_scenario;
 use crate::target::Target;
 use crate::trace::{self, TraceStyle};
 

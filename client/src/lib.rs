@@ -26,7 +26,6 @@ pub mod render;
 pub mod request;
 pub mod scan;
 pub mod scan_cmd;
-pub mod scenario;
 pub mod serve_cmd;
 pub mod session;
 pub mod target;
