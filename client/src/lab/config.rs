@@ -28,7 +28,6 @@ pub(super) fn server_config(spec: &LabSpec) -> Result<quiche::Config, LabError> 
     Ok(config)
 }
 
-/// Runs a quiche loader on a file, turning its bare `TlsFail` into a sentence.
 /// The lab's TLS: the chain exactly as the file holds it, its key, and zlib
 /// certificate compression when asked for.
 fn server_tls(spec: &LabSpec) -> Result<boring::ssl::SslContextBuilder, LabError> {
@@ -66,6 +65,7 @@ fn staple(builder: &mut boring::ssl::SslContextBuilder, spec: &LabSpec) -> Resul
     Ok(())
 }
 
+/// Runs a BoringSSL loader on a file, turning its bare `ErrorStack` into a sentence.
 fn load_pem(
     path: &Path,
     load: impl FnOnce(&Path) -> Result<(), boring::error::ErrorStack>,
