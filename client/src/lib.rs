@@ -26,9 +26,3 @@ pub mod impair;
 pub mod lab;
 pub mod report;
 pub mod scan;
-pub mod scenario;
-
-// The lab is being split into its own folder on a branch; until it lands,
-// it reaches these engine parts by their old paths.
-#[allow(unused_imports)] // flights: only the lab's tests use it.
-pub(crate) use engine::{alerts, compression, datapath, flights};

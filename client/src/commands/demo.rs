@@ -16,10 +16,10 @@ use crate::engine::probe::ProbeSettings;
 use crate::engine::request::RequestSpec;
 use crate::engine::target::Target;
 use crate::exit;
+use crate::lab::scenario::find_scenario;
 use crate::lab::{self, LabEvent, LabSpec};
 use crate::report::explain::explain_chains;
 use crate::report::trace::{self, TraceStyle};
-use crate::scenario::find_scenario;
 
 /// One act of the demo: a scenario and what must happen.
 struct Act {

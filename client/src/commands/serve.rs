@@ -5,8 +5,8 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use crate::cli::ServeArgs;
+use crate::lab::scenario::find_scenario;
 use crate::lab::{LabError, LabServer, LabSpec};
-use crate::scenario::find_scenario;
 use quicprobe_verifier::flight::HandshakeFlight;
 
 /// Why `serve` could not run.

@@ -1,0 +1,83 @@
+//! The lab's configuration: the QUIC transport settings and the TLS context
+//! that presents the chain exactly as the file holds it.
+
+use std::path::Path;
+
+use super::{LabError, LabSpec, MAX_DATAGRAM};
+
+pub(super) fn server_config(spec: &LabSpec) -> Result<quiche::Config, LabError> {
+    let mut config =
+        quiche::Config::with_boring_ssl_ctx_builder(quiche::PROTOCOL_VERSION, server_tls(spec)?)
+            .map_err(LabError::Config)?;
+    let alpns: Vec<&[u8]> = spec.alpns.iter().map(|a| a.as_bytes()).collect();
+    config
+        .set_application_protos(&alpns)
+        .map_err(LabError::Config)?;
+    config.set_max_idle_timeout(10_000);
+    // Resumption and 0-RTT, for clients that test them (--session-file).
+    config.enable_early_data();
+    config.set_max_recv_udp_payload_size(MAX_DATAGRAM);
+    config.set_max_send_udp_payload_size(MAX_DATAGRAM);
+    config.set_initial_max_data(100_000_000);
+    config.set_initial_max_stream_data_bidi_local(10_000_000);
+    config.set_initial_max_stream_data_bidi_remote(10_000_000);
+    config.set_initial_max_stream_data_uni(10_000_000);
+    config.set_initial_max_streams_bidi(100);
+    config.set_initial_max_streams_uni(100);
+    config.set_disable_active_migration(true);
+    Ok(config)
+}
+
+/// The lab's TLS: the chain exactly as the file holds it, its key, and zlib
+/// certificate compression when asked for.
+fn server_tls(spec: &LabSpec) -> Result<boring::ssl::SslContextBuilder, LabError> {
+    use boring::ssl::{SslContextBuilder, SslFiletype, SslMethod};
+    let tls_error = |e: boring::error::ErrorStack| LabError::Tls(e.to_string());
+    let mut builder = SslContextBuilder::new(SslMethod::tls()).map_err(tls_error)?;
+    load_pem(&spec.chain, |path| builder.set_certificate_chain_file(path))?;
+    load_pem(&spec.key, |path| {
+        builder.set_private_key_file(path, SslFiletype::PEM)
+    })?;
+    if spec.compress_certificates {
+        builder
+            .add_certificate_compression_algorithm(crate::engine::compression::Zlib)
+            .map_err(tls_error)?;
+    }
+    staple(&mut builder, spec)?;
+    Ok(builder)
+}
+
+/// What the lab staples to its chain, when told to.
+fn staple(builder: &mut boring::ssl::SslContextBuilder, spec: &LabSpec) -> Result<(), LabError> {
+    if let Some(response) = spec.ocsp_response.clone() {
+        builder
+            .set_status_callback(move |ssl| {
+                ssl.set_ocsp_status(&response)?;
+                Ok(true)
+            })
+            .map_err(|e| LabError::Tls(e.to_string()))?;
+    }
+    if let Some(list) = &spec.sct_list {
+        if !quicprobe_verifier::set_signed_cert_timestamp_list(builder, list) {
+            return Err(LabError::Tls("the SCT list is malformed".into()));
+        }
+    }
+    Ok(())
+}
+
+/// Runs a BoringSSL loader on a file, turning its bare `ErrorStack` into a sentence.
+fn load_pem(
+    path: &Path,
+    load: impl FnOnce(&Path) -> Result<(), boring::error::ErrorStack>,
+) -> Result<(), LabError> {
+    if !path.is_file() {
+        return Err(LabError::Certificate {
+            path: path.to_owned(),
+            reason: "no such file".into(),
+        });
+    }
+    load(path).map_err(|_| LabError::Certificate {
+        path: path.to_owned(),
+        reason: "not a PEM certificate chain or private key BoringSSL accepts".into(),
+    })
+}
