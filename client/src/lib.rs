@@ -16,6 +16,8 @@
 //!
 //! `main.rs` only parses and dispatches; tests drive these modules directly.
 
+#![deny(unsafe_code)]
+
 pub mod aia;
 pub mod cli;
 pub mod commands;

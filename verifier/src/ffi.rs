@@ -3,6 +3,8 @@
 //! Every `unsafe` block of the verifier lives here, each one a single call with
 //! the reason it is sound written beside it.
 
+#![allow(unsafe_code)]
+
 use boring::ssl::SslAlert;
 use boring::x509::{X509StoreContextRef, X509VerifyError};
 use foreign_types::ForeignTypeRef;

@@ -5,7 +5,9 @@
 use std::sync::{Arc, Mutex, OnceLock};
 
 use boring::ex_data::Index;
-use boring::ssl::{NameType, Ssl, SslContextBuilder, SslRef, SslVerifyError, SslVerifyMode};
+use boring::ssl::{
+    NameType, Ssl, SslAlert, SslContextBuilder, SslRef, SslVerifyError, SslVerifyMode,
+};
 use boring::x509::X509;
 
 use crate::aioquic::{aioquic_verdict, AioquicVerdict};
@@ -209,7 +211,15 @@ pub fn install(builder: &mut SslContextBuilder, policy: Policy) -> VerdictSlot {
     // Force the indices now: the callback must not be the first to ask.
     let _ = (peer_name_index(), checked_chain_index());
     builder.set_custom_verify_callback(SslVerifyMode::PEER, move |ssl| {
-        verify_peer_chain(ssl, &policy, &hook_slot)
+        // Nothing may unwind into BoringSSL: a panic here would abort the
+        // process. A verification that cannot finish rejects the chain.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            verify_peer_chain(ssl, &policy, &hook_slot)
+        }))
+        .unwrap_or_else(|_| {
+            log::error!("the certificate verification failed inside BoringSSL's callback");
+            Err(SslVerifyError::Invalid(SslAlert::INTERNAL_ERROR))
+        })
     });
     slot
 }

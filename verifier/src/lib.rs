@@ -7,6 +7,8 @@
 //! It knows nothing of QUIC. The client uses [`install`] to put it into a
 //! BoringSSL context; `quicprobe verify` uses [`Analysis::run`] offline.
 
+#![deny(unsafe_code)]
+
 mod aioquic;
 mod diagnosis;
 mod families;

@@ -12,7 +12,7 @@ use quicprobe_verifier::{
 };
 
 use super::event_loop::{self, Job};
-use super::handshake::install_message_callback;
+use super::message_callback::install_message_callback;
 use super::outcome::Outcome;
 use super::probe::{ProbeSettings, MAX_DATAGRAM};
 use super::target::TargetError;

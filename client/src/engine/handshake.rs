@@ -3,7 +3,6 @@
 //! directions; QUIC events (Retry, version negotiation, HANDSHAKE_DONE) come
 //! from the connection. Each stage carries its time and the traffic so far.
 
-use std::cell::RefCell;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -110,7 +109,8 @@ impl StageEvent {
     }
 }
 
-/// A TLS handshake message as the message callback saw it.
+/// A TLS handshake message as the message callback
+/// ([`super::message_callback`]) saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsMessage {
     pub outgoing: bool,
@@ -128,52 +128,6 @@ mod message_type {
     /// RFC 8879.
     pub const COMPRESSED_CERTIFICATE: u8 = 25;
     pub const FINISHED: u8 = 20;
-}
-
-thread_local! {
-    /// Messages seen since the last drain. One event loop drives every
-    /// connection of a run on one thread and drains after each call into
-    /// quiche, so the messages always belong to the connection just driven.
-    static MESSAGES: RefCell<Vec<TlsMessage>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Takes the messages seen since the last call.
-pub fn drain_messages() -> Vec<TlsMessage> {
-    MESSAGES.with(|m| std::mem::take(&mut *m.borrow_mut()))
-}
-
-fn record_message(message: TlsMessage) {
-    MESSAGES.with(|m| m.borrow_mut().push(message));
-}
-
-/// Installs the message callback on a context (`SSL_CTX_set_msg_callback`).
-pub fn install_message_callback(builder: &mut boring::ssl::SslContextBuilder) {
-    // SAFETY: the builder owns a live SSL_CTX; the callback is a plain
-    // function with the signature BoringSSL expects and no user argument.
-    unsafe { boring_sys::SSL_CTX_set_msg_callback(builder.as_ptr(), Some(on_tls_message)) }
-}
-
-/// BoringSSL's message callback: copies handshake messages for later parsing.
-unsafe extern "C" fn on_tls_message(
-    is_write: libc::c_int,
-    _version: libc::c_int,
-    content_type: libc::c_int,
-    buf: *const libc::c_void,
-    len: usize,
-    _ssl: *mut boring_sys::SSL,
-    _arg: *mut libc::c_void,
-) {
-    const HANDSHAKE: libc::c_int = 22;
-    if content_type != HANDSHAKE || buf.is_null() || len == 0 {
-        return;
-    }
-    // SAFETY: BoringSSL passes `len` readable bytes at `buf` for the duration
-    // of the call; they are copied before it returns.
-    let bytes = unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), len) }.to_vec();
-    record_message(TlsMessage {
-        outgoing: is_write != 0,
-        bytes,
-    });
 }
 
 /// The stage a TLS message marks, parsed from its bytes. Malformed messages

@@ -11,6 +11,7 @@ pub mod event_loop;
 pub mod fingerprint;
 pub mod flights;
 pub mod handshake;
+pub mod message_callback;
 pub mod outcome;
 pub mod probe;
 pub mod request;

@@ -4,7 +4,8 @@
 use quicprobe_verifier::CheckedChain;
 
 use super::{CloseReason, Probe};
-use crate::engine::handshake::{drain_messages, stage_of, Stage, StageEvent, Traffic};
+use crate::engine::handshake::{stage_of, Stage, StageEvent, Traffic};
+use crate::engine::message_callback::drain_messages;
 
 impl Probe {
     /// Turns the TLS messages and the verdict of the last call into stages,
