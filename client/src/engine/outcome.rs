@@ -295,7 +295,7 @@ impl Outcome {
     /// An outcome with only what every connection has; everything learned
     /// later (the chain, the close, responses, flights...) starts empty and
     /// the explanation is left to the caller, once the rest is filled in.
-    pub(crate) fn bare(
+    pub fn bare(
         kind: OutcomeKind,
         target: String,
         addr: SocketAddr,
