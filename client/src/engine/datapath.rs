@@ -36,6 +36,22 @@ pub struct Datapath {
     state: &'static UdpSocketState,
 }
 
+/// A non-blocking UDP socket bound to `addr`, its buffers asked to be
+/// `buffer_bytes` when given (best effort: the kernel caps them at
+/// net.core.*mem_max). The lab and the impairment relay bind theirs so;
+/// `Datapath::new` then enlarges the receive buffer further where it can.
+pub fn bind_udp(addr: SocketAddr, buffer_bytes: Option<usize>) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if let Some(bytes) = buffer_bytes {
+        let _ = socket.set_recv_buffer_size(bytes);
+        let _ = socket.set_send_buffer_size(bytes);
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(UdpSocket::from_std(socket.into()))
+}
+
 impl Datapath {
     pub fn new(socket: UdpSocket) -> io::Result<Self> {
         let state = shared_state(&socket)?;

@@ -15,6 +15,7 @@ use crate::engine::handshake::{Stage, StageEvent};
 use crate::engine::request::Response;
 use crate::engine::target::Target;
 use crate::exit;
+use crate::hex::hex;
 
 /// The ways a connection attempt ends, each with curl's exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -275,11 +276,7 @@ impl Outcome {
             .iter()
             .find(|s| s.stage == Stage::ClientFinishedSent)
             .map(|s| s.t_ms);
-        let connection_id = conn
-            .source_id()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let connection_id = hex(&conn.source_id());
         let mut outcome = Self::bare(kind, target.authority(), addr, connection_id, stages);
         outcome.tls = tls_summary(&outcome.stages);
         outcome.stats = stats_of(conn);

@@ -10,6 +10,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::hex::hex;
+
 /// One request to make, as the user asked for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestSpec {
@@ -206,7 +208,7 @@ impl BodySink {
             ring::digest::Context::new(&ring::digest::SHA256),
         )
         .finish();
-        response.body_sha256 = Some(digest.as_ref().iter().map(|b| format!("{b:02x}")).collect());
+        response.body_sha256 = Some(hex(digest.as_ref()));
         if let Some(file) = self.file.as_mut() {
             if let Err(error) = file.flush() {
                 response.error.get_or_insert(error.to_string());

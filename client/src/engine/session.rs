@@ -12,6 +12,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::hex::hex;
+
 /// What the file holds: the session and what it was verified for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SavedSession {
@@ -64,7 +66,7 @@ pub fn load(path: &Path, authority: &str) -> Result<Option<Vec<u8>>, SessionErro
 pub fn save(path: &Path, authority: &str, session: &[u8]) -> Result<(), SessionError> {
     let saved = SavedSession {
         authority: authority.to_owned(),
-        session_hex: session.iter().map(|b| format!("{b:02x}")).collect(),
+        session_hex: hex(session),
     };
     let shown = path.display().to_string();
     let text = serde_json::to_string(&saved).map_err(|_| SessionError::Format(shown.clone()))?;

@@ -16,6 +16,7 @@ use super::fate::{decide, delay_for, displaced, flip_bit, shuffle_order, truncat
 use super::impairments::{Impairments, Path};
 use super::rng::Rng;
 use super::{check_loopback, Counters, ImpairError};
+use crate::engine::datapath::bind_udp;
 
 /// How often the loop looks at the stop flag when nothing else happens.
 const STOP_CHECK: Duration = Duration::from_millis(50);
@@ -145,7 +146,8 @@ impl Relay {
         if listen == upstream {
             return Err(ImpairError::Loop(listen));
         }
-        let mut socket = udp_socket(listen).map_err(|e| ImpairError::Bind(listen, e))?;
+        let mut socket =
+            bind_udp(listen, Some(SOCKET_BUFFER)).map_err(|e| ImpairError::Bind(listen, e))?;
         let local = socket.local_addr()?;
         let poll = Poll::new()?;
         poll.registry()
@@ -286,7 +288,7 @@ impl Relay {
             IpAddr::V4(_) => SocketAddr::from(([127, 0, 0, 1], 0)),
             IpAddr::V6(_) => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0)),
         };
-        let mut socket = udp_socket(local)?;
+        let mut socket = bind_udp(local, Some(SOCKET_BUFFER))?;
         socket.connect(self.upstream)?;
         let token = Token(self.next_token);
         self.next_token += 1;
@@ -477,21 +479,6 @@ impl Relay {
             self.clients_by_token.remove(&flow.token);
         }
     }
-}
-
-/// A non-blocking UDP socket with large buffers, bound to `addr`.
-fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::DGRAM,
-        Some(socket2::Protocol::UDP),
-    )?;
-    // Best effort: the kernel caps these at net.core.*mem_max.
-    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
-    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    Ok(UdpSocket::from_std(socket.into()))
 }
 
 #[cfg(test)]

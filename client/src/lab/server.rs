@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -18,6 +17,7 @@ use super::config::server_config;
 use super::connection::LabConnection;
 use super::{LabError, LabEvent, LabSpec, MAX_DATAGRAM};
 use crate::engine::datapath::{self, Batch, DatagramSource, Datapath, Scratch};
+use crate::hex::hex;
 
 /// The smallest datagram a client's Initial may come in (RFC 9000 §14.1).
 const MIN_CLIENT_INITIAL_DATAGRAM: usize = 1200;
@@ -42,7 +42,7 @@ impl LabServer {
     /// Binds the socket and loads the chain and key.
     pub fn bind(spec: &LabSpec) -> Result<Self, LabError> {
         let config = server_config(spec)?;
-        let socket = bind_udp(spec.listen).map_err(|source| LabError::Listen {
+        let socket = datapath::bind_udp(spec.listen, None).map_err(|source| LabError::Listen {
             addr: spec.listen,
             source,
         })?;
@@ -343,27 +343,12 @@ fn send_logged(datapath: &Datapath, to: SocketAddr, contents: &[u8], segment: us
     }
 }
 
-fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    // Datapath::new enlarges the receive buffer: a burst of Initials from a
-    // hundred clients overflows Linux's default 208 KiB, and each datagram
-    // lost there costs its client a retransmission timeout.
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    Ok(UdpSocket::from_std(socket.into()))
-}
-
 fn random_hmac_key() -> Result<hmac::Key, LabError> {
     let rng = SystemRandom::new();
     let mut seed = [0u8; 32];
     rng.fill(&mut seed)
         .map_err(|_| io::Error::other("no randomness"))?;
     Ok(hmac::Key::new(hmac::HMAC_SHA256, &seed))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use crate::engine::handshake::{Stage, StageEvent};
 use crate::engine::outcome::Outcome;
 use crate::engine::request::{Requests, Response};
 use crate::engine::target::Target;
+use crate::hex::hex;
 
 mod end;
 mod extras;
@@ -392,8 +393,4 @@ fn bind_local(target: SocketAddr, ports: Option<(u16, u16)>) -> io::Result<UdpSo
         last_error.kind(),
         format!("--local-port {first}-{last}: no free port ({last_error})"),
     ))
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
