@@ -380,11 +380,11 @@ fn bind_local(target: SocketAddr, ports: Option<(u16, u16)>) -> io::Result<UdpSo
         std::net::Ipv6Addr::UNSPECIFIED.into()
     };
     let Some((first, last)) = ports else {
-        return UdpSocket::bind(SocketAddr::new(any, 0));
+        return datapath::bind_udp(SocketAddr::new(any, 0), None);
     };
     let mut last_error = io::Error::other("empty --local-port range");
     for port in first..=last {
-        match UdpSocket::bind(SocketAddr::new(any, port)) {
+        match datapath::bind_udp(SocketAddr::new(any, port), None) {
             Ok(socket) => return Ok(socket),
             Err(error) => last_error = error,
         }
