@@ -11,14 +11,13 @@ use crate::engine::session;
 
 impl Probe {
     pub(super) fn check_finished(&mut self) {
-        if self.finished.is_some() {
+        if self.phase.is_finished() {
             return;
         }
-        let ended = self.refused
-            || self.conn.is_closed()
-            || (self.closing.is_some() && self.close_sent)
-            || Instant::now() >= self.deadline;
-        if ended {
+        if self
+            .phase
+            .has_ended(self.conn.is_closed(), Instant::now() >= self.deadline)
+        {
             self.save_session();
             self.note_loss_recovery();
             let mut outcome = self.outcome();
@@ -27,7 +26,7 @@ impl Probe {
                 .as_mut()
                 .map(Requests::take_stdout_bodies)
                 .unwrap_or_default();
-            self.finished = Some(outcome);
+            self.phase.finish(outcome);
         }
     }
 
@@ -74,14 +73,14 @@ impl Probe {
         EndSnapshot {
             stopped_by_verdict: self.stopped_by_verdict(),
             established: self.established_at.is_some(),
-            we_are_closing: self.closing.is_some(),
+            we_are_closing: self.phase.is_closing(),
             response_unfinished: responses.iter().any(|r| !r.complete && r.error.is_none()),
             response_failed: responses.iter().any(|r| r.error.is_some()),
             peer_error: self.conn.peer_error().map(|e| (e.is_app, e.error_code)),
             local_error: self.conn.local_error().is_some(),
             closed: self.conn.is_closed(),
             timed_out: self.conn.is_timed_out(),
-            refused: self.refused,
+            refused: self.phase.is_refused(),
         }
     }
 

@@ -22,8 +22,11 @@ use crate::hex::hex;
 
 mod end;
 mod extras;
+mod phase;
 mod receive;
 mod tls;
+
+use phase::{CloseReason, Phase};
 
 /// The largest UDP payload quicprobe sends or expects.
 pub const MAX_DATAGRAM: usize = datapath::MAX_UDP_PAYLOAD;
@@ -89,19 +92,15 @@ pub struct Probe {
     request_error: Option<String>,
     stages: Vec<StageEvent>,
     checked: Option<CheckedChain>,
-    refused: bool,
+    /// Where the probe stands: open, closing, refused or finished.
+    phase: Phase,
     established_at: Option<Instant>,
     handshake_done: Arc<AtomicBool>,
     /// qlog is written to a file (`--qlog-dir`), so it must run to the end;
     /// otherwise it is only our HANDSHAKE_DONE detector and stops once that
     /// frame is seen.
     qlog_to_file: bool,
-    /// Set once quicprobe has decided to close; the probe ends when the
-    /// CONNECTION_CLOSE has gone out.
-    closing: Option<CloseReason>,
-    close_sent: bool,
     insecure: bool,
-    finished: Option<Outcome>,
     scid_hex: String,
     flights: FlightLog,
     idle_timeout: Duration,
@@ -117,12 +116,6 @@ pub struct Probe {
     session_offered: bool,
     /// The requests went out as 0-RTT early data.
     sent_early_data: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CloseReason {
-    Rejected,
-    Done,
 }
 
 impl Probe {
@@ -170,14 +163,11 @@ impl Probe {
             request_error: None,
             stages: Vec::new(),
             checked: None,
-            refused: false,
+            phase: Phase::Open,
             established_at: None,
             handshake_done: handshake_done.clone(),
             qlog_to_file: false,
-            closing: None,
-            close_sent: false,
             insecure: settings.insecure,
-            finished: None,
             scid_hex: hex(&scid),
             flights: FlightLog::default(),
             idle_timeout: settings.idle_timeout,
@@ -197,11 +187,11 @@ impl Probe {
     }
 
     pub fn is_finished(&self) -> bool {
-        self.finished.is_some()
+        self.phase.is_finished()
     }
 
     pub fn take_outcome(&mut self) -> Option<Outcome> {
-        self.finished.take()
+        self.phase.take_outcome()
     }
 
     /// When quiche's next timer fires, or the handshake deadline, whichever is first.
@@ -253,7 +243,7 @@ impl Probe {
     /// Notes HANDSHAKE_DONE; once the handshake is confirmed, makes the
     /// request an https:// URL asks for, then closes cleanly.
     fn progress(&mut self) {
-        if self.finished.is_some() {
+        if self.phase.is_finished() {
             return;
         }
         self.send_early_data();
@@ -264,7 +254,7 @@ impl Probe {
         let Some(at) = self.established_at else {
             return;
         };
-        if self.closing.is_some() || !(confirmed || at.elapsed() > HANDSHAKE_DONE_GRACE) {
+        if self.phase.is_closing() || !(confirmed || at.elapsed() > HANDSHAKE_DONE_GRACE) {
             return;
         }
         let asked = !self.target.requests.is_empty();
@@ -283,7 +273,7 @@ impl Probe {
                 0
             };
             let _ = self.conn.close(true, code, b"");
-            self.closing = Some(CloseReason::Done);
+            self.phase.close(CloseReason::Done);
         }
     }
 
@@ -352,14 +342,12 @@ impl DatagramSource for Probe {
         match self.datapath.send(self.addr, batch.contents, batch.segment) {
             Ok(()) => batch.lengths().for_each(|len| self.flights.on_sent(len)),
             Err(error) if error.kind() == io::ErrorKind::ConnectionRefused => {
-                self.refused = true;
+                self.phase.refused();
             }
             // A full buffer loses the datagrams; QUIC recovers.
             Err(error) => log::debug!("{}: send: {error}", self.addr),
         }
-        if self.closing.is_some() {
-            self.close_sent = true;
-        }
+        self.phase.transmitted();
     }
 }
 

@@ -26,7 +26,7 @@ impl Probe {
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
                 Err(error) if error.kind() == io::ErrorKind::ConnectionRefused => {
-                    self.refused = true;
+                    self.phase.refused();
                     return;
                 }
                 Err(error) => {

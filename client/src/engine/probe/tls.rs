@@ -3,7 +3,8 @@
 
 use quicprobe_verifier::CheckedChain;
 
-use super::{CloseReason, Probe};
+use super::phase::CloseReason;
+use super::Probe;
 use crate::engine::handshake::{stage_of, Stage, StageEvent, Traffic};
 use crate::engine::message_callback::drain_messages;
 
@@ -69,7 +70,7 @@ impl Probe {
             // As aioquic does: a transport CONNECTION_CLOSE with 0x100 + alert
             // and the verdict's text as the reason phrase.
             let _ = self.conn.close(false, code, checked.reason().as_bytes());
-            self.closing = Some(CloseReason::Rejected);
+            self.phase.close(CloseReason::Rejected);
         }
         self.checked = Some(checked);
     }
