@@ -32,7 +32,8 @@ pub(super) enum Phase {
     /// Every address refused (ICMP port unreachable).
     Refused,
     /// Over; the outcome waits to be taken (`None` once it has been).
-    Finished(Option<Outcome>),
+    /// (Boxed: an outcome is large, a phase otherwise small.)
+    Finished(Option<Box<Outcome>>),
 }
 
 impl Phase {
@@ -76,13 +77,13 @@ impl Phase {
 
     /// The probe is over with this outcome.
     pub fn finish(&mut self, outcome: Outcome) {
-        *self = Self::Finished(Some(outcome));
+        *self = Self::Finished(Some(Box::new(outcome)));
     }
 
     /// The outcome, once; the phase stays finished.
     pub fn take_outcome(&mut self) -> Option<Outcome> {
         match self {
-            Self::Finished(outcome) => outcome.take(),
+            Self::Finished(outcome) => outcome.take().map(|boxed| *boxed),
             _ => None,
         }
     }
