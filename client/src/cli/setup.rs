@@ -41,7 +41,7 @@ pub fn prepare(
         trust,
         alert_style: alert_style(conn, trace_style),
         alpns: conn.alpn.clone(),
-        idle_timeout: seconds(conn.idle_timeout)?,
+        idle_timeout: seconds("--idle-timeout", conn.idle_timeout)?,
         keylog: keylog.is_some(),
         insecure: conn.insecure,
         curves: conn.curves.clone(),
@@ -67,8 +67,10 @@ pub fn prepare(
         local_ports: conn.local_port,
     };
     if let Some(dir) = &settings.qlog_dir {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| ConnectError::Setup(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|source| ConnectError::File {
+            path: dir.clone(),
+            source,
+        })?;
     }
     Ok((setup, settings))
 }
@@ -93,10 +95,13 @@ fn alert_style(conn: &ConnectionOptions, trace_style: TraceStyle) -> AlertStyle 
     }
 }
 
-/// A positive number of seconds from the command line.
-pub fn seconds(value: f64) -> Result<Duration, ConnectError> {
+/// A positive number of seconds given to `flag`, the one place every
+/// command parses its durations.
+pub fn seconds(flag: &str, value: f64) -> Result<Duration, ConnectError> {
     Duration::try_from_secs_f64(value)
         .ok()
         .filter(|d| !d.is_zero())
-        .ok_or_else(|| ConnectError::Setup(format!("{value}: not a positive number of seconds")))
+        .ok_or_else(|| {
+            ConnectError::Usage(format!("{flag} {value}: not a positive number of seconds"))
+        })
 }

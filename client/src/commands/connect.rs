@@ -30,8 +30,12 @@ pub struct ConnectOutput {
 /// final line.
 pub fn run(args: &ConnectArgs, quiet: bool) -> Result<ConnectOutput, ConnectError> {
     let jobs = jobs(args)?;
-    let (setup, mut settings) = prepare(&args.conn, args.trace_style, seconds(args.timeout)?)?;
-    settings.hold = args.hold.map(seconds).transpose()?;
+    let (setup, mut settings) = prepare(
+        &args.conn,
+        args.trace_style,
+        seconds("--timeout", args.timeout)?,
+    )?;
+    settings.hold = args.hold.map(|hold| seconds("--hold", hold)).transpose()?;
     let trust = setup.trust.clone();
     let started = Instant::now();
     let outcomes = run_jobs(jobs, args.concurrency, &setup, &settings)?;
@@ -67,7 +71,10 @@ fn write_json_lines(path: &std::path::Path, outcomes: &[Outcome]) -> Result<(), 
         .iter()
         .map(|outcome| format!("{}\n", outcome.to_json()))
         .collect();
-    std::fs::write(path, text).map_err(|e| ConnectError::Setup(format!("{}: {e}", path.display())))
+    std::fs::write(path, text).map_err(|source| ConnectError::File {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// `--aia-fetch`: for each chain rejected for a missing issuer with an AIA
@@ -92,7 +99,7 @@ fn fetch_missing_issuers(
 
 fn jobs(args: &ConnectArgs) -> Result<Vec<Job>, ConnectError> {
     if args.repeat == 0 || args.concurrency == 0 {
-        return Err(ConnectError::Setup(
+        return Err(ConnectError::Usage(
             "--repeat and --concurrency must be at least 1".into(),
         ));
     }

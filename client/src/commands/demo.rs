@@ -17,7 +17,7 @@ use crate::engine::request::RequestSpec;
 use crate::engine::target::Target;
 use crate::exit;
 use crate::lab::scenario::find_scenario;
-use crate::lab::{self, LabEvent, LabSpec};
+use crate::lab::{self, LabError, LabEvent, LabSpec};
 use crate::report::explain::explain_chains;
 use crate::report::trace::{self, TraceStyle};
 
@@ -48,7 +48,23 @@ pub struct DemoOutput {
 }
 
 /// Runs both acts.
-pub fn run(args: &DemoArgs) -> Result<DemoOutput, ConnectError> {
+/// Why the demo could not play.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// Its scenarios are not where quicprobe looks (`certs/` of the source
+    /// tree or the current directory).
+    #[error("scenario {0} not found")]
+    ScenarioNotFound(String),
+    #[error("lab: {0}")]
+    Lab(#[from] LabError),
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// The event loop ended without an outcome for the demo's connection.
+    #[error("no outcome")]
+    NoOutcome,
+}
+
+pub fn run(args: &DemoArgs) -> Result<DemoOutput, DemoError> {
     let mut out = String::new();
     let mut as_expected = true;
     for (number, act) in ACTS.iter().enumerate() {
@@ -97,13 +113,13 @@ pub fn run(args: &DemoArgs) -> Result<DemoOutput, ConnectError> {
 }
 
 /// Serves the act's scenario in-process and connects to it once.
-fn play(act: &Act) -> Result<(Outcome, Vec<String>), ConnectError> {
+fn play(act: &Act) -> Result<(Outcome, Vec<String>), DemoError> {
     let dir = find_scenario(act.scenario)
-        .ok_or_else(|| ConnectError::Setup(format!("scenario {} not found", act.scenario)))?;
+        .ok_or_else(|| DemoError::ScenarioNotFound(act.scenario.to_owned()))?;
     let listen = "127.0.0.1:0".parse().expect("literal address");
-    let lab = lab::spawn(LabSpec::for_scenario(&dir, listen))
-        .map_err(|e| ConnectError::Setup(format!("lab: {e}")))?;
-    let trust = Arc::new(TrustStore::from_pem_files(&[dir.join("roots.pem")])?);
+    let lab = lab::spawn(LabSpec::for_scenario(&dir, listen))?;
+    let trust =
+        Arc::new(TrustStore::from_pem_files(&[dir.join("roots.pem")]).map_err(ConnectError::from)?);
     let host = std::fs::read_to_string(dir.join("host")).unwrap_or_else(|_| "localhost".into());
     let target = Target {
         host: host.trim().to_owned(),
@@ -131,7 +147,7 @@ fn play(act: &Act) -> Result<(Outcome, Vec<String>), ConnectError> {
     let outcome = explain_chains(outcomes, &trust)
         .into_iter()
         .next()
-        .ok_or_else(|| ConnectError::Setup("no outcome".into()))?;
+        .ok_or(DemoError::NoOutcome)?;
     let server_saw = lab_events(&lab);
     let _ = lab.stop();
     Ok((outcome, server_saw))

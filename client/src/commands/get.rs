@@ -22,7 +22,11 @@ use crate::report::trace::{self, TraceStyle};
 /// errors to stderr. Returns the exit code.
 pub fn run(args: &GetArgs, verbose: bool, out: &mut dyn Write) -> Result<u8, ConnectError> {
     let targets = plan(args)?;
-    let (setup, settings) = prepare(&args.conn, TraceStyle::Native, seconds(args.timeout)?)?;
+    let (setup, settings) = prepare(
+        &args.conn,
+        TraceStyle::Native,
+        seconds("--timeout", args.timeout)?,
+    )?;
     let trust = setup.trust.clone();
     let addressing = addressing(&args.conn);
     let jobs = targets
@@ -171,7 +175,7 @@ fn read_data(data: &str) -> Result<Vec<u8>, ConnectError> {
 }
 
 fn usage(message: &str) -> ConnectError {
-    ConnectError::Setup(message.to_owned())
+    ConnectError::Usage(message.to_owned())
 }
 
 #[cfg(test)]

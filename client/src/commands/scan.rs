@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use quicprobe_verifier::{AlertStyle, InputError};
 
+use crate::cli::setup::seconds;
 use crate::cli::trust::load_trust;
 use crate::cli::ScanArgs;
 use crate::engine::config::{quic_config, ClientSetup, ConnectError};
@@ -79,15 +80,7 @@ fn probe_settings(args: &ScanArgs) -> Result<ProbeSettings, ScanError> {
     if args.concurrency == 0 {
         return Err(ScanError::Usage("--concurrency must be at least 1".into()));
     }
-    let timeout = Duration::try_from_secs_f64(args.timeout)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| {
-            ScanError::Usage(format!(
-                "--timeout {}: not a positive number of seconds",
-                args.timeout
-            ))
-        })?;
+    let timeout = seconds("--timeout", args.timeout)?;
     Ok(ProbeSettings::plain(
         args.alpn.clone(),
         timeout,

@@ -17,15 +17,35 @@ use super::outcome::Outcome;
 use super::probe::{ProbeSettings, MAX_DATAGRAM};
 use super::target::TargetError;
 
-/// Why `connect` could not even start.
+/// Why a run could not start, or stopped before its connections ended.
+/// Every variant is one kind of failure a person can act on; the message
+/// says which input or part failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
+    /// A target that cannot be parsed or resolved.
     #[error(transparent)]
     Target(#[from] TargetError),
+    /// A certificate or trust file that cannot be used.
     #[error(transparent)]
     Input(#[from] InputError),
+    /// A command-line value that cannot be used: says the flag and why.
     #[error("{0}")]
-    Setup(String),
+    Usage(String),
+    /// BoringSSL refused part of the TLS setup; its error stack says what.
+    #[error("TLS setup: {0}")]
+    Tls(#[from] boring::error::ErrorStack),
+    /// quiche refused part of the QUIC setup.
+    #[error("QUIC setup: {0}")]
+    Quic(#[from] quiche::Error),
+    /// A file or folder the person named could not be written or made.
+    #[error("{}: {source}", path.display())]
+    File {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    /// The event loop's own I/O failed (poll, waker, sockets).
+    #[error("event loop: {0}")]
+    EventLoop(std::io::Error),
 }
 
 /// The client side of a run: the trust store, the TLS policy, the QUIC settings.
@@ -50,13 +70,10 @@ const UNKNOWN_PARAMETER_BYTES: usize = 1024;
 /// One quiche client configuration, the verifier installed last, and the
 /// slot through which the verifier hands each verdict to the event loop.
 pub fn quic_config(setup: &ClientSetup) -> Result<(quiche::Config, VerdictSlot), ConnectError> {
-    let tls_error = |e: boring::error::ErrorStack| ConnectError::Setup(format!("TLS setup: {e}"));
-    let mut builder = SslContextBuilder::new(SslMethod::tls()).map_err(tls_error)?;
+    let mut builder = SslContextBuilder::new(SslMethod::tls())?;
     install_message_callback(&mut builder);
     // Offer certificate compression, to report whether the server uses it.
-    builder
-        .add_certificate_compression_algorithm(crate::engine::compression::Zlib)
-        .map_err(tls_error)?;
+    builder.add_certificate_compression_algorithm(crate::engine::compression::Zlib)?;
     // Ask for what a server can staple to its chain, to report it.
     builder.enable_ocsp_stapling();
     builder.enable_signed_cert_timestamps();
@@ -65,7 +82,7 @@ pub fn quic_config(setup: &ClientSetup) -> Result<(quiche::Config, VerdictSlot),
         // it two Initial datagrams, which doubles the server's first budget.
         builder
             .set_curves_list(curves)
-            .map_err(|_| ConnectError::Setup(format!("--curves {curves}: unknown group")))?;
+            .map_err(|_| ConnectError::Usage(format!("--curves {curves}: unknown group")))?;
     }
     let mut policy = Policy::new(setup.trust.clone());
     policy.alert_style = setup.alert_style;
@@ -79,11 +96,10 @@ pub fn quic_config(setup: &ClientSetup) -> Result<(quiche::Config, VerdictSlot),
     };
     // Installed last: nothing may call SSL_CTX_set_verify after it.
     let slot = install(&mut builder, policy);
-    let quic_error = |e: quiche::Error| ConnectError::Setup(format!("QUIC setup: {e}"));
-    let mut config = quiche::Config::with_boring_ssl_ctx_builder(quiche::PROTOCOL_VERSION, builder)
-        .map_err(quic_error)?;
+    let mut config =
+        quiche::Config::with_boring_ssl_ctx_builder(quiche::PROTOCOL_VERSION, builder)?;
     let alpns: Vec<&[u8]> = setup.alpns.iter().map(|a| a.as_bytes()).collect();
-    config.set_application_protos(&alpns).map_err(quic_error)?;
+    config.set_application_protos(&alpns)?;
     config.set_max_idle_timeout(u64::try_from(setup.idle_timeout.as_millis()).unwrap_or(u64::MAX));
     config.set_max_recv_udp_payload_size(MAX_DATAGRAM);
     config.set_max_send_udp_payload_size(MAX_DATAGRAM);
@@ -114,5 +130,5 @@ pub fn run_jobs(
 ) -> Result<Vec<Outcome>, ConnectError> {
     let (mut config, slot) = quic_config(setup)?;
     event_loop::run(jobs, concurrency, &mut config, &slot, settings)
-        .map_err(|e| ConnectError::Setup(format!("event loop: {e}")))
+        .map_err(ConnectError::EventLoop)
 }

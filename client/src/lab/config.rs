@@ -32,16 +32,13 @@ pub(super) fn server_config(spec: &LabSpec) -> Result<quiche::Config, LabError> 
 /// certificate compression when asked for.
 fn server_tls(spec: &LabSpec) -> Result<boring::ssl::SslContextBuilder, LabError> {
     use boring::ssl::{SslContextBuilder, SslFiletype, SslMethod};
-    let tls_error = |e: boring::error::ErrorStack| LabError::Tls(e.to_string());
-    let mut builder = SslContextBuilder::new(SslMethod::tls()).map_err(tls_error)?;
+    let mut builder = SslContextBuilder::new(SslMethod::tls())?;
     load_pem(&spec.chain, |path| builder.set_certificate_chain_file(path))?;
     load_pem(&spec.key, |path| {
         builder.set_private_key_file(path, SslFiletype::PEM)
     })?;
     if spec.compress_certificates {
-        builder
-            .add_certificate_compression_algorithm(crate::engine::compression::Zlib)
-            .map_err(tls_error)?;
+        builder.add_certificate_compression_algorithm(crate::engine::compression::Zlib)?;
     }
     staple(&mut builder, spec)?;
     Ok(builder)
@@ -50,16 +47,14 @@ fn server_tls(spec: &LabSpec) -> Result<boring::ssl::SslContextBuilder, LabError
 /// What the lab staples to its chain, when told to.
 fn staple(builder: &mut boring::ssl::SslContextBuilder, spec: &LabSpec) -> Result<(), LabError> {
     if let Some(response) = spec.ocsp_response.clone() {
-        builder
-            .set_status_callback(move |ssl| {
-                ssl.set_ocsp_status(&response)?;
-                Ok(true)
-            })
-            .map_err(|e| LabError::Tls(e.to_string()))?;
+        builder.set_status_callback(move |ssl| {
+            ssl.set_ocsp_status(&response)?;
+            Ok(true)
+        })?;
     }
     if let Some(list) = &spec.sct_list {
         if !quicprobe_verifier::set_signed_cert_timestamp_list(builder, list) {
-            return Err(LabError::Tls("the SCT list is malformed".into()));
+            return Err(LabError::MalformedSctList);
         }
     }
     Ok(())

@@ -159,8 +159,12 @@ pub enum LabError {
     Certificate { path: PathBuf, reason: String },
     #[error("QUIC configuration: {0}")]
     Config(quiche::Error),
+    /// BoringSSL refused the lab's TLS setup; its error stack says what.
     #[error("TLS configuration: {0}")]
-    Tls(String),
+    Tls(#[from] boring::error::ErrorStack),
+    /// The `--sct-list` bytes are not a TLS SignedCertificateTimestampList.
+    #[error("TLS configuration: the SCT list is malformed")]
+    MalformedSctList,
     #[error("lab I/O: {0}")]
     Io(#[from] io::Error),
 }
