@@ -9,6 +9,7 @@ mod impair;
 mod scan;
 pub mod setup;
 pub mod trust;
+mod values;
 
 pub use get::GetArgs;
 pub use impair::ImpairArgs;

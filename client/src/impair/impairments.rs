@@ -13,7 +13,7 @@ pub enum Path {
 }
 
 /// Which paths the impairments apply to; the other one relays untouched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Direction {
     #[default]
     Both,

@@ -12,7 +12,7 @@ use crate::engine::outcome::{Outcome, OutcomeKind};
 use crate::report::render;
 
 /// How stages are printed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TraceStyle {
     #[default]
     Native,
