@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use crate::engine::handshake::{self, CertCompression, Stage, StageEvent, TlsMessage, Traffic};
-use crate::engine::outcome::{Close, Outcome, OutcomeKind};
+use crate::engine::outcome::{Close, Outcome, OutcomeKind, Side};
 use crate::engine::target::{ConnectTo, ResolveEntry, Target};
 use crate::report::trace::{self, TraceStyle};
 use crate::scan;
@@ -100,7 +100,7 @@ fn fuzzed_outcome(bytes: &mut Bytes) -> Outcome {
     let connection_id = bytes.string();
     let alpn = bytes.option(Bytes::string);
     let close = bytes.option(|b| Close {
-        sent_by: if b.bool() { "client" } else { "server" },
+        sent_by: if b.bool() { Side::Client } else { Side::Server },
         is_app: b.bool(),
         error_code: b.u64(),
         reason: b.string(),
@@ -127,7 +127,6 @@ fn fuzzed_outcome(bytes: &mut Bytes) -> Outcome {
     outcome.elapsed = elapsed;
     outcome.initial_keys_dropped_ms = initial_keys_dropped_ms;
     outcome.insecure = insecure;
-    outcome.explanation = outcome.explain();
     outcome
 }
 

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use quicprobe::engine::handshake::{Stage, StageEvent, Traffic};
-use quicprobe::engine::outcome::{Close, IdleEnd, Outcome, OutcomeKind, SessionReport};
+use quicprobe::engine::outcome::{Close, IdleEnd, Outcome, OutcomeKind, SessionReport, Side};
 use quicprobe_verifier::{read_certificates, Analysis, PeerName, TrustStore};
 
 fn snapshot_path() -> PathBuf {
@@ -85,7 +85,7 @@ fn seed_outcome() -> Outcome {
         stages,
     );
     outcome.close = Some(Close {
-        sent_by: "client",
+        sent_by: Side::Client,
         is_app: false,
         error_code: 0x12a,
         reason: "unable to get local issuer certificate".into(),
@@ -100,13 +100,12 @@ fn seed_outcome() -> Outcome {
         early_data: None,
     });
     outcome.idle_end = Some(IdleEnd {
-        by: "server",
+        by: Side::Server,
         server_idle_timeout_ms: 1000,
         our_idle_timeout_ms: 30000,
         idle_ms: 1001,
         connected_ms: 1010,
     });
-    outcome.explanation = outcome.explain();
     outcome
 }
 

@@ -60,11 +60,28 @@ const CRYPTO_BUFFER_EXCEEDED: u64 = 0xd;
 /// How much of a close reason the text shows.
 const MAX_REASON_SHOWN: usize = 200;
 
+/// Which end of the connection did something: sent a close, had the
+/// shorter idle timeout. In the JSON and the text, "client" or "server".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    Client,
+    Server,
+}
+
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Client => "client",
+            Self::Server => "server",
+        })
+    }
+}
+
 /// A CONNECTION_CLOSE, sent or received.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Close {
-    /// "client" or "server".
-    pub sent_by: &'static str,
+    pub sent_by: Side,
     pub is_app: bool,
     pub error_code: u64,
     pub reason: String,
@@ -73,7 +90,7 @@ pub struct Close {
 }
 
 impl Close {
-    pub fn from_error(sent_by: &'static str, error: &quiche::ConnectionError) -> Self {
+    pub fn from_error(sent_by: Side, error: &quiche::ConnectionError) -> Self {
         Self {
             sent_by,
             is_app: error.is_app,
@@ -144,10 +161,6 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// Milliseconds to the completed handshake, when it completed.
     pub handshake_ms: Option<f64>,
-    /// One sentence saying what happened.
-    pub explanation: String,
-    /// The answer to the GET an https:// URL asks for (the first request's).
-    pub response: Option<Response>,
     /// Every request's answer, in request order (`get` makes several).
     pub responses: Vec<Response>,
     /// The bodies bound for stdout, in request order (never in the JSON).
@@ -204,8 +217,8 @@ impl SessionReport {
 /// it, so the shorter of the two advertised timeouts says whose it was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct IdleEnd {
-    /// "server" when its max_idle_timeout was the shorter one, else "client".
-    pub by: &'static str,
+    /// The server when its max_idle_timeout was the shorter one.
+    pub by: Side,
     /// The server's max_idle_timeout (0: none).
     pub server_idle_timeout_ms: u64,
     pub our_idle_timeout_ms: u64,
@@ -218,14 +231,14 @@ pub struct IdleEnd {
 impl IdleEnd {
     /// A few words for the summary line.
     pub fn brief(&self) -> String {
-        let whose = if self.by == "server" {
+        let whose = if self.by == Side::Server {
             "the server's"
         } else {
             "our"
         };
         format!(
             "ended by {whose} idle timeout ({} ms)",
-            if self.by == "server" {
+            if self.by == Side::Server {
                 self.server_idle_timeout_ms
             } else {
                 self.our_idle_timeout_ms
@@ -234,7 +247,7 @@ impl IdleEnd {
     }
 
     pub fn describe(&self) -> String {
-        if self.by == "server" {
+        if self.by == Side::Server {
             format!(
                 "the server's idle timeout ({} ms, shorter than our {} ms) ended the \
                  connection after {} ms without traffic; nothing went wrong",
@@ -285,13 +298,11 @@ impl Outcome {
         outcome.alpn = alpn;
         outcome.elapsed = elapsed;
         outcome.handshake_ms = handshake_ms;
-        outcome.explanation = outcome.explain();
         outcome
     }
 
     /// An outcome with only what every connection has; everything learned
-    /// later (the chain, the close, responses, flights...) starts empty and
-    /// the explanation is left to the caller, once the rest is filled in.
+    /// later (the chain, the close, responses, flights...) starts empty.
     pub fn bare(
         kind: OutcomeKind,
         target: String,
@@ -314,8 +325,6 @@ impl Outcome {
             stats: Stats::default(),
             elapsed: Duration::ZERO,
             handshake_ms: None,
-            explanation: String::new(),
-            response: None,
             responses: Vec::new(),
             stdout_bodies: Vec::new(),
             request_error: None,
@@ -339,7 +348,13 @@ impl Outcome {
         self.stages.last().map(|s| &s.stage)
     }
 
-    /// One sentence saying what happened; call again after filling in details.
+    /// The answer to the GET an https:// URL asks for: the first request's.
+    pub fn response(&self) -> Option<&Response> {
+        self.responses.first()
+    }
+
+    /// One sentence saying what happened, from everything the outcome holds
+    /// now (computed when asked, so it can never be stale).
     pub fn explain(&self) -> String {
         match self.kind {
             OutcomeKind::Ok => format!(
@@ -391,7 +406,7 @@ impl Outcome {
             None => "the connection ended without a CONNECTION_CLOSE (a stateless reset, \
                      RFC 9000 §10.3: the server lost the connection's state)"
                 .to_owned(),
-            Some(close) if close.sent_by == "client" => format!(
+            Some(close) if close.sent_by == Side::Client => format!(
                 "quicprobe closed the connection ({}): the server broke the protocol",
                 close.describe()
             ),
@@ -406,7 +421,7 @@ impl Outcome {
 
     fn explain_timeout(&self) -> String {
         let waited = format!("{:.1} s", self.elapsed.as_secs_f64());
-        if let Some(response) = self.response.as_ref().filter(|r| !r.complete) {
+        if let Some(response) = self.response().filter(|r| !r.complete) {
             return format!(
                 "the response stalled after {} bytes ({waited})",
                 response.body_bytes
@@ -453,14 +468,16 @@ impl Outcome {
                     CONNECTION_CLOSE (a stateless reset, or the server dropped it)"
                 .into();
         };
-        if close.sent_by == "server" && close.tls_alert == Some(120) {
+        if close.sent_by == Side::Server && close.tls_alert == Some(120) {
             return format!(
                 "server refused ALPN; offered {} ({})",
                 self.offered_alpns().join(","),
                 close.describe()
             );
         }
-        if close.sent_by == "client" && !close.is_app && close.error_code == CRYPTO_BUFFER_EXCEEDED
+        if close.sent_by == Side::Client
+            && !close.is_app
+            && close.error_code == CRYPTO_BUFFER_EXCEEDED
         {
             return format!(
                 "the server's Handshake flight passed the 64 KiB of CRYPTO data quiche \
@@ -474,7 +491,7 @@ impl Outcome {
             );
         }
         match (close.sent_by, close.tls_alert) {
-            ("server", Some(alert)) => format!(
+            (Side::Server, Some(alert)) => format!(
                 "the server closed the connection with TLS alert {alert} {} ({})",
                 tls_alert_name(alert),
                 close.describe()
@@ -498,7 +515,7 @@ impl Outcome {
         let mut value = json!({
             "exit_code": self.exit_code(),
             "outcome": self.kind.name(),
-            "explanation": self.explanation,
+            "explanation": self.explain(),
             "target": self.target,
             "address": self.addr.to_string(),
             "refused_before": self.refused_before.iter().map(ToString::to_string).collect::<Vec<_>>(),
@@ -518,7 +535,7 @@ impl Outcome {
             "insecure": self.insecure,
             "session": self.session,
             "insecure_override": self.kind == OutcomeKind::Ok && !self.insecure_warning().is_empty(),
-            "response": self.response,
+            "response": self.response(),
             "responses": self.responses,
             "request_error": self.request_error,
             "elapsed_ms": self.elapsed.as_secs_f64() * 1000.0,
@@ -597,7 +614,7 @@ mod tests {
 
     fn close_with_reason(reason: String) -> Close {
         Close {
-            sent_by: "server",
+            sent_by: Side::Server,
             is_app: false,
             error_code: 0xa,
             reason,

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::json;
 
 use crate::engine::handshake::{Stage, StageEvent};
-use crate::engine::outcome::{Outcome, OutcomeKind};
+use crate::engine::outcome::{Outcome, OutcomeKind, Side};
 use crate::report::render;
 
 /// How stages are printed.
@@ -52,7 +52,7 @@ pub fn summary_line(outcome: &Outcome) -> String {
             outcome.exit_code(),
             outcome.target,
             outcome.addr,
-            outcome.explanation
+            outcome.explain()
         ),
     }
 }
@@ -115,7 +115,7 @@ fn native(outcome: &Outcome) -> String {
             }
         }
     }
-    if let Some(response) = &outcome.response {
+    if let Some(response) = outcome.response() {
         let _ = writeln!(
             out,
             "* Response: {} {}, {} bytes{}{}",
@@ -392,7 +392,7 @@ fn aioquic(outcome: &Outcome) -> String {
     }
     let end_ms = outcome.elapsed.as_secs_f64() * 1000.0;
     if outcome.kind == OutcomeKind::Ok {
-        if let Some(close) = outcome.close.as_ref().filter(|c| c.sent_by == "client") {
+        if let Some(close) = outcome.close.as_ref().filter(|c| c.sent_by == Side::Client) {
             line(
                 end_ms,
                 "INFO",

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::Probe;
 use crate::engine::fingerprint::{self, ServerTraits};
-use crate::engine::outcome::{Close, IdleEnd, Outcome, OutcomeKind, SessionReport};
+use crate::engine::outcome::{Close, IdleEnd, Outcome, OutcomeKind, SessionReport, Side};
 use crate::engine::request::Requests;
 use crate::engine::session;
 
@@ -43,7 +43,6 @@ impl Probe {
             self.started.elapsed(),
         );
         outcome.responses = self.responses();
-        outcome.response = outcome.responses.first().cloned();
         outcome.request_error.clone_from(&self.request_error);
         outcome.idle_end = self.idle_end();
         outcome.initial_keys_dropped_ms = self.initial_keys_dropped_ms;
@@ -62,7 +61,6 @@ impl Probe {
             traits.group.clone_from(&outcome.tls.group);
             fingerprint::guess(&traits)
         });
-        outcome.explanation = outcome.explain();
         outcome
     }
 
@@ -98,7 +96,11 @@ impl Probe {
         // Zero means "no idle timeout" (RFC 9000 §10.1); the shorter one rules.
         let by_server = server_ms != 0 && server_ms < ours_ms;
         Some(IdleEnd {
-            by: if by_server { "server" } else { "client" },
+            by: if by_server {
+                Side::Server
+            } else {
+                Side::Client
+            },
             server_idle_timeout_ms: server_ms,
             our_idle_timeout_ms: ours_ms,
             idle_ms: millis(self.last_received.max(established).elapsed()),
@@ -108,11 +110,11 @@ impl Probe {
 
     pub(super) fn close(&self) -> Option<Close> {
         if let Some(error) = self.conn.peer_error() {
-            return Some(Close::from_error("server", error));
+            return Some(Close::from_error(Side::Server, error));
         }
         self.conn
             .local_error()
-            .map(|error| Close::from_error("client", error))
+            .map(|error| Close::from_error(Side::Client, error))
     }
 }
 
