@@ -35,7 +35,7 @@ pub mod code {
     pub const EXCLUDED_VIOLATION: i32 = 48;
     pub const HOSTNAME_MISMATCH: i32 = 62;
     pub const IP_ADDRESS_MISMATCH: i32 = 64;
-    pub const NAME_CONSTRAINTS_WITHOUT_SANS: i32 = 71;
+    pub const NAME_CONSTRAINTS_WITHOUT_SANS: i32 = 67;
 }
 
 /// The name the client dialled, which the leaf must carry in its SAN.
