@@ -21,6 +21,7 @@ mod names;
 mod report;
 mod trust;
 mod verdict;
+mod x509_error;
 
 use std::collections::BTreeMap;
 
@@ -44,9 +45,8 @@ pub use report::{
     ChainWarning, AMPLIFICATION_BUDGET_BYTES,
 };
 pub use trust::{TrustSource, TrustStore, TrustStoreBuilder, TrustStoreSummary, SYSTEM_BUNDLE};
-pub use verdict::{
-    code, every_fault, verify, verify_with, Checks, FoundFault, PeerName, Verdict, X509Error,
-};
+pub use verdict::{every_fault, verify, verify_with, Checks, FoundFault, PeerName, Verdict};
+pub use x509_error::X509Error;
 
 /// Everything quicprobe knows about one chain: the verdict, the chain as
 /// sent, the diagnosis and which client families would accept it.
@@ -109,7 +109,7 @@ impl Analysis {
         } else {
             every_fault(chain, trust, name)
                 .into_iter()
-                .filter(|f| (f.x509_error, Some(f.depth)) != (verdict.x509_error, verdict.depth))
+                .filter(|f| (Some(f.error), Some(f.depth)) != (verdict.error, verdict.depth))
                 .collect()
         };
         let accepted_by = accepted_by(&families::Case {

@@ -207,13 +207,14 @@ fn analyse_as(name: &str, host: &str) -> Analysis {
 fn every_fault_is_reported_the_verdicts_first() {
     let analysis = analyse_as("leaf-only", "wrong.example");
     assert_eq!(
-        analysis.verdict.x509_error, 20,
+        analysis.verdict.x509_error(),
+        20,
         "the strict verdict is the first fault"
     );
     let others: Vec<(i32, u32)> = analysis
         .other_faults
         .iter()
-        .map(|f| (f.x509_error, f.depth))
+        .map(|f| (f.error.code(), f.depth))
         .collect();
     assert_eq!(others, [(62, 0)], "the wrong name is reported too");
 }
