@@ -63,7 +63,8 @@ pub struct Analysis {
     pub handshake_flight: flight::HandshakeFlight,
     pub diagnosis: Diagnosis,
     /// Faults besides the verdict's: a strict client stops at the first, but
-    /// the server's operator has to fix them all.
+    /// the server's operator has to fix them all. The most useful to a person
+    /// first ([`X509Error::rank`]), in BoringSSL's order among equals.
     pub other_faults: Vec<FoundFault>,
     /// Family key (e.g. "aioquic", "dotnet") to whether it would accept.
     pub accepted_by: BTreeMap<&'static str, bool>,
@@ -104,7 +105,7 @@ impl Analysis {
             trust,
             evidence,
         });
-        let other_faults: Vec<FoundFault> = if verdict.accepted {
+        let mut other_faults: Vec<FoundFault> = if verdict.accepted {
             Vec::new()
         } else {
             every_fault(chain, trust, name)
@@ -112,6 +113,10 @@ impl Analysis {
                 .filter(|f| (Some(f.error), Some(f.depth)) != (verdict.error, verdict.depth))
                 .collect()
         };
+        // The verdict stays BoringSSL's first fault; the rest are for a person
+        // to read, so the ones that say most come first (a stable sort keeps
+        // BoringSSL's order among equals).
+        other_faults.sort_by_key(|f| std::cmp::Reverse(f.error.rank()));
         let accepted_by = accepted_by(&families::Case {
             chain,
             trust,

@@ -198,8 +198,9 @@ impl X509Error {
     /// 5. the leaf not for TLS servers (26), name constraints (47, 48, 67),
     ///    a path length (25), an issuer that may not issue (24, 32): a
     ///    certificate issued with the wrong extensions;
-    /// 6. a root that is not trusted (18, 19, 27): the chain is complete, but
-    ///    its anchor is the client's decision;
+    /// 6. a self-signed certificate that is not trusted, the leaf itself (18)
+    ///    a little above a root (19, 27): the chain is complete, but its
+    ///    anchor is the client's decision;
     /// 7. any other error, which quicprobe cannot explain further;
     /// 8. a chain too long (22): usually a loop the diagnosis names better;
     /// 9. a missing issuer (20, 2, 21): chain building stopped, which says
