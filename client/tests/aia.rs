@@ -233,7 +233,7 @@ fn a_der_intermediate_is_fetched_with_a_plain_get_and_completes_the_leaf_only_ch
     );
 
     let strict = verify(&seed.chain, &seed.trust, Some(&localhost()));
-    assert_eq!((strict.accepted, strict.x509_error), (false, 20));
+    assert_eq!((strict.accepted, strict.x509_error()), (false, 20));
     let with_fetched = verify_with_fetched(
         &seed.chain,
         &fetched.certificates,
@@ -258,7 +258,7 @@ fn the_fetched_certificate_is_an_intermediate_never_a_trust_anchor() {
         Some(&localhost()),
     );
     assert!(!with_r11.accepted);
-    assert_eq!(with_r11.x509_error, 20, "{with_r11:?}");
+    assert_eq!(with_r11.x509_error(), 20, "{with_r11:?}");
     // A fetched self-signed certificate is not trusted for being fetched.
     let root = read_certificates(&scenario("leaf-only").join("roots.pem")).unwrap();
     let with_root = verify_with_fetched(
@@ -268,7 +268,7 @@ fn the_fetched_certificate_is_an_intermediate_never_a_trust_anchor() {
         Some(&localhost()),
     );
     assert_eq!(
-        (with_root.accepted, with_root.x509_error),
+        (with_root.accepted, with_root.x509_error()),
         (false, 19),
         "{with_root:?}"
     );
@@ -510,7 +510,7 @@ fn fetched_but_still_rejected_says_what_the_new_verdict_is() {
     let AiaOutcome::StillRejected { verdict, .. } = &report.outcome else {
         panic!("{report:?}");
     };
-    assert_eq!(verdict.x509_error, 20);
+    assert_eq!(verdict.x509_error(), 20);
     let sentence = report.describe();
     assert!(
         sentence.starts_with(&format!(

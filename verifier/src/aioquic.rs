@@ -22,6 +22,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::trust::TrustStore;
 use crate::verdict::{verify_with, Checks, PeerName};
+use crate::x509_error::X509Error;
 
 /// Which of aioquic's checks failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -88,7 +89,9 @@ pub fn aioquic_verdict(
     if verdict.accepted {
         AioquicVerdict::accepted()
     } else {
-        let reason = openssl_error_string(verdict.x509_error, verdict.x509_error_string);
+        let reason = verdict
+            .error
+            .map_or(verdict.x509_error_string(), openssl_error_string);
         AioquicVerdict::rejected(AioquicCheck::Chain, reason.into())
     }
 }
@@ -226,20 +229,22 @@ fn python_quote(text: &str) -> String {
 
 /// OpenSSL 3's text for a verify error where it differs from BoringSSL's
 /// (aioquic reports OpenSSL's, through pyOpenSSL).
-pub fn openssl_error_string(code: i32, boringssl_text: &'static str) -> &'static str {
-    match code {
-        1 => "unspecified certificate verification error",
-        9 => "certificate is not yet valid or the system clock is incorrect",
-        18 => "self-signed certificate",
-        19 => "self-signed certificate in certificate chain",
-        26 => "unsuitable certificate purpose",
-        44 => "different CRL scope",
-        45 => "unsupported extension feature",
-        62 => "hostname mismatch",
-        63 => "email address mismatch",
-        65 => "invalid certificate verification context",
-        66 => "issuer certificate lookup error",
-        _ => boringssl_text,
+pub fn openssl_error_string(error: X509Error) -> &'static str {
+    match error {
+        X509Error::Other(1) => "unspecified certificate verification error",
+        X509Error::CertNotYetValid => {
+            "certificate is not yet valid or the system clock is incorrect"
+        }
+        X509Error::DepthZeroSelfSignedCert => "self-signed certificate",
+        X509Error::SelfSignedCertInChain => "self-signed certificate in certificate chain",
+        X509Error::InvalidPurpose => "unsuitable certificate purpose",
+        X509Error::Other(44) => "different CRL scope",
+        X509Error::Other(45) => "unsupported extension feature",
+        X509Error::HostnameMismatch => "hostname mismatch",
+        X509Error::Other(63) => "email address mismatch",
+        X509Error::Other(65) => "invalid certificate verification context",
+        X509Error::Other(66) => "issuer certificate lookup error",
+        other => other.text(),
     }
 }
 
@@ -278,11 +283,11 @@ mod tests {
     #[test]
     fn openssl_words_replace_boringssl_words_only_where_they_differ() {
         assert_eq!(
-            openssl_error_string(19, "self signed certificate in certificate chain"),
+            openssl_error_string(X509Error::SelfSignedCertInChain),
             "self-signed certificate in certificate chain"
         );
         assert_eq!(
-            openssl_error_string(20, "unable to get local issuer certificate"),
+            openssl_error_string(X509Error::UnableToGetIssuerCertLocally),
             "unable to get local issuer certificate"
         );
     }

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::diagnosis::{ChainEntry, Diagnosis, EntryStatus, Fault, FetchedCertificate};
 use crate::trust::TrustStore;
-use crate::verdict::{code, verify, verify_with, Checks, FoundFault, PeerName, Verdict};
+use crate::verdict::{verify, verify_with, Checks, FoundFault, PeerName, Verdict};
 
 /// A family of TLS clients that verify certificates the same way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -160,14 +160,10 @@ fn aia_would_complete(case: &Case) -> bool {
         .collect();
     let every_missing_has_a_url =
         !missing.is_empty() && missing.iter().all(|e| e.get_from.is_some());
-    let only_missing_issuers = case.other_faults.iter().all(|f| {
-        matches!(
-            f.x509_error,
-            code::UNABLE_TO_GET_ISSUER_CERT
-                | code::UNABLE_TO_GET_ISSUER_CERT_LOCALLY
-                | code::UNABLE_TO_VERIFY_LEAF_SIGNATURE
-        )
-    });
+    let only_missing_issuers = case
+        .other_faults
+        .iter()
+        .all(|f| f.error.is_missing_issuer());
     every_missing_has_a_url && only_missing_issuers
 }
 

@@ -74,7 +74,7 @@ pub fn trust_store(data: &[u8]) {
     FIXED_CHAIN.with(|chain| {
         let name = PeerName::parse(FIXED_HOST);
         let verdict = verify(chain, &store, Some(&name));
-        let _ = verdict.error();
+        let _ = verdict.x509_error_string();
     });
 }
 
@@ -86,7 +86,7 @@ fn analyse(chain: &[X509]) {
         for warning in &analysis.warnings {
             let _ = warning.explain();
         }
-        let _ = analysis.verdict.error();
+        let _ = analysis.verdict.x509_error_string();
         let _ = aioquic_verdict(chain, trust, Some(&name));
     });
 }

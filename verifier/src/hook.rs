@@ -13,7 +13,8 @@ use boring::x509::X509;
 use crate::aioquic::{aioquic_verdict, AioquicVerdict};
 use crate::ffi;
 use crate::trust::TrustStore;
-use crate::verdict::{code, verify, PeerName, Verdict};
+use crate::verdict::{verify, PeerName, Verdict};
+use crate::x509_error::X509Error;
 
 /// Which TLS alert, and which words, a rejection sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -36,19 +37,19 @@ impl AlertStyle {
     /// The alert and reason phrase for a rejected verdict. `aioquic` is what
     /// aioquic would say about the same chain.
     pub fn rejection(self, verdict: &Verdict, aioquic: &AioquicVerdict) -> (u8, String) {
-        let boringssl_words = verdict.x509_error_string.to_owned();
+        let boringssl_words = verdict.x509_error_string().to_owned();
         match (self, &aioquic.alert, &aioquic.reason) {
             (Self::Aioquic, Some(alert), Some(reason)) => (*alert, reason.clone()),
             // aioquic would accept (it checks no EKU): strict words, its alert.
             (Self::Aioquic | Self::Strict, _, _) => {
                 let leaf_dates = matches!(
-                    verdict.x509_error,
-                    code::CERT_HAS_EXPIRED | code::CERT_NOT_YET_VALID
+                    verdict.error,
+                    Some(X509Error::CertHasExpired | X509Error::CertNotYetValid)
                 ) && verdict.depth == Some(0);
                 (if leaf_dates { 45 } else { 42 }, boringssl_words)
             }
             (Self::Boringssl, _, _) => (
-                ffi::boringssl_alert_for(verdict.x509_error),
+                ffi::boringssl_alert_for(verdict.x509_error()),
                 boringssl_words,
             ),
         }
@@ -133,7 +134,7 @@ impl CheckedChain {
     /// certificate"; "ok" when accepted.
     pub fn reason(&self) -> &str {
         if self.verdict.accepted {
-            self.verdict.x509_error_string
+            self.verdict.x509_error_string()
         } else {
             &self.rejection_reason
         }
@@ -258,7 +259,7 @@ fn verify_peer_chain(
         } else {
             "rejected"
         },
-        checked.verdict.x509_error,
+        checked.verdict.x509_error(),
         checked.verdict.depth
     );
     let result = decision(&checked, policy);

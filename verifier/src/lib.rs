@@ -21,6 +21,7 @@ mod names;
 mod report;
 mod trust;
 mod verdict;
+mod x509_error;
 
 use std::collections::BTreeMap;
 
@@ -44,9 +45,8 @@ pub use report::{
     ChainWarning, AMPLIFICATION_BUDGET_BYTES,
 };
 pub use trust::{TrustSource, TrustStore, TrustStoreBuilder, TrustStoreSummary, SYSTEM_BUNDLE};
-pub use verdict::{
-    code, every_fault, verify, verify_with, Checks, FoundFault, PeerName, Verdict, X509Error,
-};
+pub use verdict::{every_fault, verify, verify_with, Checks, FoundFault, PeerName, Verdict};
+pub use x509_error::X509Error;
 
 /// Everything quicprobe knows about one chain: the verdict, the chain as
 /// sent, the diagnosis and which client families would accept it.
@@ -63,7 +63,8 @@ pub struct Analysis {
     pub handshake_flight: flight::HandshakeFlight,
     pub diagnosis: Diagnosis,
     /// Faults besides the verdict's: a strict client stops at the first, but
-    /// the server's operator has to fix them all.
+    /// the server's operator has to fix them all. The most useful to a person
+    /// first ([`X509Error::rank`]), in BoringSSL's order among equals.
     pub other_faults: Vec<FoundFault>,
     /// Family key (e.g. "aioquic", "dotnet") to whether it would accept.
     pub accepted_by: BTreeMap<&'static str, bool>,
@@ -104,14 +105,18 @@ impl Analysis {
             trust,
             evidence,
         });
-        let other_faults: Vec<FoundFault> = if verdict.accepted {
+        let mut other_faults: Vec<FoundFault> = if verdict.accepted {
             Vec::new()
         } else {
             every_fault(chain, trust, name)
                 .into_iter()
-                .filter(|f| (f.x509_error, Some(f.depth)) != (verdict.x509_error, verdict.depth))
+                .filter(|f| (Some(f.error), Some(f.depth)) != (verdict.error, verdict.depth))
                 .collect()
         };
+        // The verdict stays BoringSSL's first fault; the rest are for a person
+        // to read, so the ones that say most come first (a stable sort keeps
+        // BoringSSL's order among equals).
+        other_faults.sort_by_key(|f| std::cmp::Reverse(f.error.rank()));
         let accepted_by = accepted_by(&families::Case {
             chain,
             trust,

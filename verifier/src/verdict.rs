@@ -8,35 +8,15 @@ use boring::error::ErrorStack;
 use boring::stack::Stack;
 use boring::x509::verify::{X509CheckFlags, X509VerifyFlags};
 use boring::x509::{X509StoreContext, X509StoreContextRef, X509};
-use serde::Serialize;
+use serde::ser::SerializeStruct;
+use serde::{Serialize, Serializer};
 
 use crate::ffi;
 use crate::trust::TrustStore;
+use crate::x509_error::X509Error;
 
-/// X509 verify error numbers quicprobe explains, named as in OpenSSL's
-/// `x509_vfy.h` (the numbers are the same in BoringSSL and OpenSSL).
-pub mod code {
-    pub const OK: i32 = 0;
-    pub const UNABLE_TO_GET_ISSUER_CERT: i32 = 2;
-    pub const CERT_SIGNATURE_FAILURE: i32 = 7;
-    pub const CERT_NOT_YET_VALID: i32 = 9;
-    pub const CERT_HAS_EXPIRED: i32 = 10;
-    pub const DEPTH_ZERO_SELF_SIGNED_CERT: i32 = 18;
-    pub const SELF_SIGNED_CERT_IN_CHAIN: i32 = 19;
-    pub const UNABLE_TO_GET_ISSUER_CERT_LOCALLY: i32 = 20;
-    pub const UNABLE_TO_VERIFY_LEAF_SIGNATURE: i32 = 21;
-    pub const CERT_CHAIN_TOO_LONG: i32 = 22;
-    pub const INVALID_CA: i32 = 24;
-    pub const PATH_LENGTH_EXCEEDED: i32 = 25;
-    pub const INVALID_PURPOSE: i32 = 26;
-    pub const CERT_UNTRUSTED: i32 = 27;
-    pub const KEYUSAGE_NO_CERTSIGN: i32 = 32;
-    pub const PERMITTED_VIOLATION: i32 = 47;
-    pub const EXCLUDED_VIOLATION: i32 = 48;
-    pub const HOSTNAME_MISMATCH: i32 = 62;
-    pub const IP_ADDRESS_MISMATCH: i32 = 64;
-    pub const NAME_CONSTRAINTS_WITHOUT_SANS: i32 = 71;
-}
+/// `X509_V_OK`: BoringSSL found nothing wrong.
+const X509_V_OK: i32 = boring_sys::X509_V_OK;
 
 /// The name the client dialled, which the leaf must carry in its SAN.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -92,30 +72,16 @@ impl Checks {
     }
 }
 
-/// An X509 verify error, by number and by its standard text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct X509Error {
-    pub code: i32,
-    pub text: &'static str,
-}
-
-impl X509Error {
-    pub fn from_code(code: i32) -> Self {
-        Self {
-            code,
-            text: ffi::verify_error_string(code),
-        }
-    }
-}
-
 /// BoringSSL's answer for one chain.
-#[derive(Debug, Clone, Serialize)]
+///
+/// In JSON the error is `x509_error`, its number (0 when accepted, -1 when
+/// the verification could not run), and `x509_error_string`, its text ("ok"
+/// when accepted).
+#[derive(Debug, Clone)]
 pub struct Verdict {
     pub accepted: bool,
-    /// 0 when accepted.
-    pub x509_error: i32,
-    /// The standard string, e.g. "unable to get local issuer certificate".
-    pub x509_error_string: &'static str,
+    /// Why the chain was rejected; `None` exactly when it was accepted.
+    pub error: Option<X509Error>,
     /// Depth of the failing certificate in the chain BoringSSL built (0 = leaf).
     pub depth: Option<u32>,
     /// Subject of the certificate at that depth.
@@ -125,24 +91,46 @@ pub struct Verdict {
     /// Subjects of the chain BoringSSL built, leaf first, as far as it got.
     pub built_chain: Vec<String>,
     /// The certificates of that chain themselves, for the diagnosis to match
-    /// by DER and position rather than by name.
-    #[serde(skip)]
+    /// by DER and position rather than by name. Not in JSON.
     pub built_certificates: Vec<X509>,
     /// The name checked against the leaf, if any.
     pub peer_name: Option<PeerName>,
 }
 
+impl Serialize for Verdict {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut out = serializer.serialize_struct("Verdict", 8)?;
+        out.serialize_field("accepted", &self.accepted)?;
+        out.serialize_field("x509_error", &self.x509_error())?;
+        out.serialize_field("x509_error_string", self.x509_error_string())?;
+        out.serialize_field("depth", &self.depth)?;
+        out.serialize_field("certificate", &self.certificate)?;
+        out.serialize_field("certificate_issuer", &self.certificate_issuer)?;
+        out.serialize_field("built_chain", &self.built_chain)?;
+        out.serialize_field("peer_name", &self.peer_name)?;
+        out.end()
+    }
+}
+
 impl Verdict {
-    pub fn error(&self) -> X509Error {
-        X509Error::from_code(self.x509_error)
+    /// The error's number as OpenSSL prints it ("verify error:num=20"): 0
+    /// when accepted, -1 when the verification could not run.
+    pub fn x509_error(&self) -> i32 {
+        self.error.map_or(X509_V_OK, X509Error::code)
+    }
+
+    /// The error's standard text, e.g. "unable to get local issuer
+    /// certificate"; "ok" when accepted.
+    pub fn x509_error_string(&self) -> &'static str {
+        self.error
+            .map_or_else(|| ffi::verify_error_string(X509_V_OK), X509Error::text)
     }
 
     /// A verdict for a chain with no certificate at all.
     fn empty_chain() -> Self {
         Self {
             accepted: false,
-            x509_error: code::UNABLE_TO_GET_ISSUER_CERT_LOCALLY,
-            x509_error_string: "no certificate was sent",
+            error: Some(X509Error::NoCertificate),
             depth: None,
             certificate: None,
             certificate_issuer: None,
@@ -249,16 +237,17 @@ fn configure(
 }
 
 fn read_outcome(ctx: &X509StoreContextRef, accepted: bool) -> Verdict {
-    let error = ctx.verify_result().err().map_or(code::OK, |e| e.as_raw());
+    let raw = ctx.verify_result().err().map_or(X509_V_OK, |e| e.as_raw());
+    let accepted = accepted && raw == X509_V_OK;
     let failing = (!accepted).then(|| ctx.current_cert()).flatten();
     let built: Vec<X509> = ctx
         .chain()
         .map(|chain| chain.iter().map(ToOwned::to_owned).collect())
         .unwrap_or_default();
     Verdict {
-        accepted: accepted && error == code::OK,
-        x509_error: error,
-        x509_error_string: ffi::verify_error_string(error),
+        accepted,
+        // A rejection BoringSSL gave no number for stays a rejection: Other(0).
+        error: (!accepted).then(|| X509Error::from_code(raw)),
         depth: (!accepted).then(|| ctx.error_depth()),
         certificate: failing.map(|c| crate::names::one_line(c.subject_name())),
         certificate_issuer: failing.map(|c| crate::names::one_line(c.issuer_name())),
@@ -272,13 +261,26 @@ fn read_outcome(ctx: &X509StoreContextRef, accepted: bool) -> Verdict {
 }
 
 /// One fault of a chain: what a client that went on past errors would see.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+///
+/// In JSON the error is `x509_error` (its number) and `x509_error_string`
+/// (its text), as in [`Verdict`].
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FoundFault {
-    pub x509_error: i32,
-    pub x509_error_string: &'static str,
+    pub error: X509Error,
     pub depth: u32,
     /// Subject of the certificate at that depth.
     pub certificate: Option<String>,
+}
+
+impl Serialize for FoundFault {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut out = serializer.serialize_struct("FoundFault", 4)?;
+        out.serialize_field("x509_error", &self.error.code())?;
+        out.serialize_field("x509_error_string", self.error.text())?;
+        out.serialize_field("depth", &self.depth)?;
+        out.serialize_field("certificate", &self.certificate)?;
+        out.end()
+    }
 }
 
 /// Every fault BoringSSL finds in the chain when told to go on past each
@@ -297,15 +299,14 @@ pub fn every_fault(chain: &[X509], trust: &TrustStore, name: Option<&PeerName>) 
         .unwrap_or_default()
         .into_iter()
         .map(|f| FoundFault {
-            x509_error: f.code,
-            x509_error_string: ffi::verify_error_string(f.code),
+            error: X509Error::from_code(f.code),
             depth: f.depth,
             certificate: f.subject,
         })
         .collect();
     let mut seen = Vec::new();
     faults.retain(|f| {
-        let key = (f.x509_error, f.depth);
+        let key = (f.error, f.depth);
         let new = !seen.contains(&key);
         seen.push(key);
         new
@@ -317,13 +318,129 @@ fn internal_failure(error: &ErrorStack, name: Option<&PeerName>) -> Verdict {
     log::error!("BoringSSL could not run the verification: {error}");
     Verdict {
         accepted: false,
-        x509_error: -1,
-        x509_error_string: "verification could not run (BoringSSL internal error)",
+        error: Some(X509Error::InternalFailure),
         depth: None,
         certificate: None,
         certificate_issuer: None,
         built_chain: Vec::new(),
         built_certificates: Vec::new(),
         peer_name: name.cloned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Verdict` as it was serialized before it held an `X509Error`: the
+    /// JSON contract the hand-written `Serialize` must keep byte for byte.
+    #[derive(Serialize)]
+    struct VerdictJson<'a> {
+        accepted: bool,
+        x509_error: i32,
+        x509_error_string: &'a str,
+        depth: Option<u32>,
+        certificate: Option<&'a str>,
+        certificate_issuer: Option<&'a str>,
+        built_chain: &'a [String],
+        peer_name: Option<&'a PeerName>,
+    }
+
+    /// `FoundFault` as it was serialized before.
+    #[derive(Serialize)]
+    struct FoundFaultJson<'a> {
+        x509_error: i32,
+        x509_error_string: &'a str,
+        depth: u32,
+        certificate: Option<&'a str>,
+    }
+
+    fn verdict(error: Option<X509Error>) -> Verdict {
+        Verdict {
+            accepted: error.is_none(),
+            error,
+            depth: error.map(|_| 1),
+            certificate: Some("CN=leaf".into()),
+            certificate_issuer: Some("CN=R11".into()),
+            built_chain: vec!["CN=leaf".into()],
+            built_certificates: Vec::new(),
+            peer_name: Some(PeerName::parse("localhost")),
+        }
+    }
+
+    fn json_as_before(v: &Verdict, x509_error: i32, x509_error_string: &str) -> String {
+        serde_json::to_string(&VerdictJson {
+            accepted: v.accepted,
+            x509_error,
+            x509_error_string,
+            depth: v.depth,
+            certificate: v.certificate.as_deref(),
+            certificate_issuer: v.certificate_issuer.as_deref(),
+            built_chain: &v.built_chain,
+            peer_name: v.peer_name.as_ref(),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn an_accepted_verdict_serializes_as_error_0_ok() {
+        let v = verdict(None);
+        assert_eq!(
+            serde_json::to_string(&v).unwrap(),
+            json_as_before(&v, 0, "ok")
+        );
+    }
+
+    #[test]
+    fn a_rejection_serializes_as_boringssls_number_and_words() {
+        let v = verdict(Some(X509Error::UnableToGetIssuerCertLocally));
+        assert_eq!(
+            serde_json::to_string(&v).unwrap(),
+            json_as_before(&v, 20, "unable to get local issuer certificate")
+        );
+        let v = verdict(Some(X509Error::Other(23)));
+        assert_eq!(
+            serde_json::to_string(&v).unwrap(),
+            json_as_before(&v, 23, "certificate revoked")
+        );
+    }
+
+    #[test]
+    fn a_verification_that_could_not_run_serializes_as_minus_1() {
+        let v = verdict(Some(X509Error::InternalFailure));
+        assert_eq!(
+            serde_json::to_string(&v).unwrap(),
+            json_as_before(
+                &v,
+                -1,
+                "verification could not run (BoringSSL internal error)"
+            )
+        );
+    }
+
+    #[test]
+    fn an_empty_chain_serializes_as_20_no_certificate_was_sent() {
+        let v = Verdict::empty_chain();
+        assert_eq!(
+            serde_json::to_string(&v).unwrap(),
+            json_as_before(&v, 20, "no certificate was sent")
+        );
+    }
+
+    #[test]
+    fn a_found_fault_serializes_as_number_words_depth_certificate() {
+        let fault = FoundFault {
+            error: X509Error::HostnameMismatch,
+            depth: 0,
+            certificate: Some("CN=leaf".into()),
+        };
+        let before = serde_json::to_string(&FoundFaultJson {
+            x509_error: 62,
+            x509_error_string: "Hostname mismatch",
+            depth: 0,
+            certificate: Some("CN=leaf"),
+        })
+        .unwrap();
+        assert_eq!(serde_json::to_string(&fault).unwrap(), before);
     }
 }

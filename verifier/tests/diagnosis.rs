@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use quicprobe_verifier::{read_certificates, Analysis, ChainWarning, Fault, PeerName, TrustStore};
+use quicprobe_verifier::{
+    read_certificates, Analysis, ChainWarning, Fault, PeerName, TrustStore, X509Error,
+};
 
 fn analyse(name: &str) -> Analysis {
     let dir: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -207,15 +209,41 @@ fn analyse_as(name: &str, host: &str) -> Analysis {
 fn every_fault_is_reported_the_verdicts_first() {
     let analysis = analyse_as("leaf-only", "wrong.example");
     assert_eq!(
-        analysis.verdict.x509_error, 20,
+        analysis.verdict.x509_error(),
+        20,
         "the strict verdict is the first fault"
     );
     let others: Vec<(i32, u32)> = analysis
         .other_faults
         .iter()
-        .map(|f| (f.x509_error, f.depth))
+        .map(|f| (f.error.code(), f.depth))
         .collect();
     assert_eq!(others, [(62, 0)], "the wrong name is reported too");
+}
+
+#[test]
+fn other_faults_come_most_useful_first_while_the_verdict_stays_boringssls_first() {
+    // BoringSSL finds 24 (the intermediate is no CA), then 26 (the purpose
+    // check, at the same certificate), then 62 (the leaf's name): the wrong
+    // name says more, so it is listed first.
+    let analysis = analyse_as("intermediate-not-ca", "wrong.example");
+    assert_eq!(
+        (analysis.verdict.error, analysis.verdict.depth),
+        (Some(X509Error::InvalidCa), Some(1)),
+        "the verdict is BoringSSL's first fault"
+    );
+    let others: Vec<(X509Error, u32)> = analysis
+        .other_faults
+        .iter()
+        .map(|f| (f.error, f.depth))
+        .collect();
+    assert_eq!(
+        others,
+        [
+            (X509Error::HostnameMismatch, 0),
+            (X509Error::InvalidPurpose, 1)
+        ]
+    );
 }
 
 #[test]

@@ -111,7 +111,7 @@ fn leaf_only_chain_is_rejected_with_bad_certificate_as_aioquic_does() {
     let checked = checked_chain(mid.ssl())
         .expect("verdict in ex-data")
         .clone();
-    assert_eq!(checked.verdict.x509_error, 20);
+    assert_eq!(checked.verdict.x509_error(), 20);
     assert_eq!(checked.reason(), "unable to get local issuer certificate");
     assert_eq!(checked.alert, Some(42));
     assert_eq!(checked.quic_error_code(), Some(0x12a));
@@ -120,7 +120,7 @@ fn leaf_only_chain_is_rejected_with_bad_certificate_as_aioquic_does() {
         Some(42),
         "server saw bad_certificate"
     );
-    assert_eq!(slot.take().map(|c| c.verdict.x509_error), Some(20));
+    assert_eq!(slot.take().map(|c| c.verdict.x509_error()), Some(20));
 }
 
 #[test]

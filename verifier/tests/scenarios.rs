@@ -35,7 +35,7 @@ impl Outcome {
             Outcome::Accepted
         } else {
             Outcome::Rejected {
-                code: verdict.x509_error,
+                code: verdict.x509_error(),
                 depth: verdict.depth.expect("a rejection has a depth"),
             }
         }

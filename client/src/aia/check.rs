@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use boring::x509::X509;
-use quicprobe_verifier::{ca_issuers_of, code, same_der, verify, PeerName, TrustStore, Verdict};
+use quicprobe_verifier::{ca_issuers_of, same_der, verify, PeerName, TrustStore, Verdict};
 
 use super::report::{AiaOutcome, AiaReport};
 use super::{fetch, FetchSettings, FetchedIssuer};
@@ -30,13 +30,7 @@ pub fn verify_with_fetched(
 /// 21) above a certificate that is not self-issued and carries such a URL
 /// (the first, when it carries several).
 pub fn missing_issuer_url(chain: &[X509], verdict: &Verdict) -> Option<String> {
-    let missing_issuer = matches!(
-        verdict.x509_error,
-        code::UNABLE_TO_GET_ISSUER_CERT
-            | code::UNABLE_TO_GET_ISSUER_CERT_LOCALLY
-            | code::UNABLE_TO_VERIFY_LEAF_SIGNATURE
-    );
-    if verdict.accepted || !missing_issuer {
+    if !verdict.error.is_some_and(|e| e.is_missing_issuer()) {
         return None;
     }
     let stop = verdict.stopped_at().or(chain.first())?;

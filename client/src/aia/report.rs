@@ -90,8 +90,8 @@ impl AiaReport {
                 self.fetched_before(),
                 fetched.url,
                 quoted_subjects(fetched),
-                verdict.x509_error_string,
-                verdict.x509_error,
+                verdict.x509_error_string(),
+                verdict.x509_error(),
                 at_certificate(verdict)
             ),
             AiaOutcome::FetchFailed { error, .. } => match error.kind {

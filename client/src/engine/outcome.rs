@@ -386,7 +386,8 @@ impl Outcome {
             Some(checked) if !checked.verdict.accepted => format!(
                 " -- INSECURE: the certificate chain was REJECTED (verify error:num={}:{}) \
                  and --insecure ignored it",
-                checked.verdict.x509_error, checked.verdict.x509_error_string
+                checked.verdict.x509_error(),
+                checked.verdict.x509_error_string()
             ),
             _ => String::new(),
         }

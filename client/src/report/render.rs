@@ -163,7 +163,8 @@ fn verdict_lines(out: &mut String, analysis: &Analysis) {
     let _ = writeln!(
         out,
         "Verdict: REJECTED for {name}: verify error:num={}:{} at depth {depth}",
-        verdict.x509_error, verdict.x509_error_string
+        verdict.x509_error(),
+        verdict.x509_error_string()
     );
     if let Some(subject) = &verdict.certificate {
         let _ = writeln!(out, "  depth={depth} {subject}");
@@ -191,8 +192,8 @@ fn diagnosis_lines(out: &mut String, analysis: &Analysis) {
         let _ = writeln!(
             out,
             "  verify error:num={}:{} at depth {}{}",
-            fault.x509_error,
-            fault.x509_error_string,
+            fault.error.code(),
+            fault.error.text(),
             fault.depth,
             fault
                 .certificate

@@ -5,7 +5,8 @@ use boring::x509::X509;
 use super::issuer::{classify_missing_issuer, Stop};
 use super::{Facts, Fault, Finding};
 use crate::report::{issued_by, same_der, CertificateSummary, ChainReport};
-use crate::verdict::{code, PeerName};
+use crate::verdict::PeerName;
+use crate::x509_error::X509Error;
 
 /// BoringSSL's and OpenSSL's default verification depth: chain building
 /// stops past this many intermediates.
@@ -14,19 +15,15 @@ pub(crate) const MAX_VERIFY_DEPTH: u32 = 100;
 /// The fault behind the verdict of `facts`, and how sure that is.
 pub(crate) fn classify(facts: &Facts) -> Finding {
     let verdict = facts.verdict;
-    if verdict.accepted {
+    let Some(error) = verdict.error else {
         return Finding::certain(Fault::None, "BoringSSL accepted the chain");
-    }
-    let evidence = format!(
-        "X509 error {} ({})",
-        verdict.x509_error, verdict.x509_error_string
-    );
-    match verdict.x509_error {
-        code::UNABLE_TO_GET_ISSUER_CERT_LOCALLY
-        | code::UNABLE_TO_GET_ISSUER_CERT
-        | code::UNABLE_TO_VERIFY_LEAF_SIGNATURE => missing_issuer(facts),
-        code::CERT_SIGNATURE_FAILURE => Finding::certain(bad_signature(facts), evidence),
-        _ => Finding::certain(fault_of_code(facts), evidence),
+    };
+    let evidence = format!("X509 error {} ({})", error.code(), error.text());
+    match error {
+        X509Error::NoCertificate => Finding::certain(other_fault(error), "no certificate was sent"),
+        e if e.is_missing_issuer() => missing_issuer(facts, error),
+        X509Error::CertSignatureFailure => Finding::certain(bad_signature(facts), evidence),
+        _ => Finding::certain(fault_of_error(facts, error), evidence),
     }
 }
 
@@ -51,50 +48,49 @@ fn summary_of(report: &ChainReport, cert: &X509) -> Option<CertificateSummary> {
     )
 }
 
-fn fault_of_code(facts: &Facts) -> Fault {
+/// An error quicprobe does not explain further, by number and text.
+fn other_fault(error: X509Error) -> Fault {
+    Fault::Other {
+        x509_error: error.code(),
+        text: error.text().to_owned(),
+    }
+}
+
+fn fault_of_error(facts: &Facts, error: X509Error) -> Fault {
     let verdict = facts.verdict;
     let subject = verdict.certificate.clone().unwrap_or_default();
     let depth = verdict.depth.unwrap_or(0);
     let failing = failing_summary(facts);
-    match verdict.x509_error {
-        code::SELF_SIGNED_CERT_IN_CHAIN => Fault::UntrustedRoot { root: subject },
-        code::DEPTH_ZERO_SELF_SIGNED_CERT => Fault::SelfSignedLeaf { subject },
-        code::CERT_HAS_EXPIRED => Fault::Expired {
+    match error {
+        X509Error::SelfSignedCertInChain => Fault::UntrustedRoot { root: subject },
+        X509Error::DepthZeroSelfSignedCert => Fault::SelfSignedLeaf { subject },
+        X509Error::CertHasExpired => Fault::Expired {
             subject,
             depth,
             not_after: failing.map(|c| c.not_after).unwrap_or_default(),
         },
-        code::CERT_NOT_YET_VALID => Fault::NotYetValid {
+        X509Error::CertNotYetValid => Fault::NotYetValid {
             subject,
             depth,
             not_before: failing.map(|c| c.not_before).unwrap_or_default(),
         },
-        code::HOSTNAME_MISMATCH | code::IP_ADDRESS_MISMATCH => name_mismatch(facts),
-        code::INVALID_CA => Fault::NotACa { subject },
-        code::PATH_LENGTH_EXCEEDED => Fault::PathLengthExceeded { subject },
-        code::INVALID_PURPOSE => Fault::NotForServers { subject },
-        code::PERMITTED_VIOLATION
-        | code::EXCLUDED_VIOLATION
-        | code::NAME_CONSTRAINTS_WITHOUT_SANS => Fault::NameConstraintViolation { subject },
-        other => Fault::Other {
-            x509_error: other,
-            text: verdict.x509_error_string.to_owned(),
-        },
+        X509Error::HostnameMismatch | X509Error::IpAddressMismatch => name_mismatch(facts),
+        X509Error::InvalidCa => Fault::NotACa { subject },
+        X509Error::PathLengthExceeded => Fault::PathLengthExceeded { subject },
+        X509Error::InvalidPurpose => Fault::NotForServers { subject },
+        X509Error::PermittedViolation
+        | X509Error::ExcludedViolation
+        | X509Error::NameConstraintsWithoutSans => Fault::NameConstraintViolation { subject },
+        other => other_fault(other),
     }
 }
 
 /// Errors 20, 2 and 21: the path stops at a certificate whose issuer is
 /// neither sent nor trusted.
-fn missing_issuer(facts: &Facts) -> Finding {
+fn missing_issuer(facts: &Facts, error: X509Error) -> Finding {
     let verdict = facts.verdict;
     let Some(certificate) = verdict.stopped_at().or(facts.chain.first()) else {
-        return Finding::certain(
-            Fault::Other {
-                x509_error: verdict.x509_error,
-                text: verdict.x509_error_string.to_owned(),
-            },
-            "no certificate was sent",
-        );
+        return Finding::certain(other_fault(error), "no certificate was sent");
     };
     let depth = verdict.depth.unwrap_or(0);
     let stop = Stop { certificate };

@@ -113,7 +113,7 @@ pub enum Fault {
     PathLengthExceeded { subject: String },
     /// The leaf is not for TLS servers: its EKU lacks serverAuth (error 26).
     NotForServers { subject: String },
-    /// A CA's name constraints exclude the leaf's names (errors 47, 48, 71).
+    /// A CA's name constraints exclude the leaf's names (errors 47, 48, 67).
     NameConstraintViolation { subject: String },
     /// A signature in the chain does not verify (error 7).
     BadSignature { subject: String },

@@ -60,7 +60,7 @@ impl Probe {
     fn record_verdict(&mut self, checked: CheckedChain) {
         self.push_stage(Stage::Verdict {
             accepted: checked.verdict.accepted,
-            x509_error: checked.verdict.x509_error,
+            x509_error: checked.verdict.x509_error(),
             reason: checked.reason().to_owned(),
         });
         if let (Some(code), true) = (
