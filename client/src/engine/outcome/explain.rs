@@ -1,0 +1,169 @@
+//! The one sentence that says what happened to a connection, computed
+//! from the outcome when asked.
+
+use super::{Outcome, OutcomeKind, Side};
+use crate::engine::alerts::tls_alert_name;
+use crate::engine::handshake::Stage;
+
+/// QUIC's CRYPTO_BUFFER_EXCEEDED (RFC 9000 §20.1).
+const CRYPTO_BUFFER_EXCEEDED: u64 = 0xd;
+
+impl Outcome {
+    /// One sentence saying what happened, from everything the outcome holds
+    /// now (computed when asked, so it can never be stale).
+    pub fn explain(&self) -> String {
+        match self.kind {
+            OutcomeKind::Ok => format!(
+                "handshake complete{}{}{}",
+                self.alpn
+                    .as_deref()
+                    .map_or_else(String::new, |a| format!(", ALPN {a}")),
+                self.idle_end
+                    .map_or_else(String::new, |idle| format!("; then {}", idle.describe())),
+                self.insecure_warning()
+            ),
+            OutcomeKind::VerificationFailed => format!(
+                "SSL certificate problem: {}",
+                self.checked.as_ref().map_or("rejected", |c| c.reason())
+            ),
+            OutcomeKind::Refused => format!(
+                "connection refused: nothing listens on UDP {} (ICMP port unreachable)",
+                self.addr
+            ),
+            OutcomeKind::Timeout => self.explain_timeout(),
+            OutcomeKind::HandshakeFailed => self.explain_close(),
+            OutcomeKind::PartialResponse => self.explain_partial(),
+        }
+    }
+
+    /// Loud words when `--insecure` let a rejected chain through.
+    pub fn insecure_warning(&self) -> String {
+        match &self.checked {
+            Some(checked) if !checked.verdict.accepted => format!(
+                " -- INSECURE: the certificate chain was REJECTED (verify error:num={}:{}) \
+                 and --insecure ignored it",
+                checked.verdict.x509_error(),
+                checked.verdict.x509_error_string()
+            ),
+            _ => String::new(),
+        }
+    }
+
+    fn explain_partial(&self) -> String {
+        if let Some(failed) = self.responses.iter().find(|r| r.error.is_some()) {
+            return format!(
+                "{}: {} (after {} bytes)",
+                failed.path,
+                failed.error.as_deref().unwrap_or_default(),
+                failed.body_bytes
+            );
+        }
+        let cut = self.responses.iter().find(|r| !r.complete);
+        let how = match &self.close {
+            None => "the connection ended without a CONNECTION_CLOSE (a stateless reset, \
+                     RFC 9000 §10.3: the server lost the connection's state)"
+                .to_owned(),
+            Some(close) if close.sent_by == Side::Client => format!(
+                "quicprobe closed the connection ({}): the server broke the protocol",
+                close.describe()
+            ),
+            Some(close) => format!("the server closed the connection ({})", close.describe()),
+        };
+        format!(
+            "{how} after {} bytes of {}, before it was complete",
+            cut.map_or(0, |r| r.body_bytes),
+            cut.map_or("the response", |r| r.path.as_str())
+        )
+    }
+
+    fn explain_timeout(&self) -> String {
+        let waited = format!("{:.1} s", self.elapsed.as_secs_f64());
+        if let Some(response) = self.response().filter(|r| !r.complete) {
+            return format!(
+                "the response stalled after {} bytes ({waited})",
+                response.body_bytes
+            );
+        }
+        // Datagrams came back, yet no ServerHello could be read from them:
+        // the path damages or cuts them (seen under `quicprobe impair
+        // --truncate`); "nothing listens" would send the user the wrong way.
+        let unreadable_answer = self
+            .flights
+            .map(|flights| flights.server_flight)
+            .filter(|answer| answer.datagrams > 0);
+        match (self.last_stage(), unreadable_answer) {
+            (None | Some(Stage::ClientHelloSent { .. }), Some(answer)) => format!(
+                "the server answered the Initial ({} datagrams, {} bytes) but no \
+                 ServerHello could be read from them after {waited}: they arrive damaged \
+                 or cut short (a path that truncates datagrams, or an MTU under 1200 bytes)",
+                answer.datagrams, answer.bytes
+            ),
+            (None | Some(Stage::ClientHelloSent { .. }), None) => format!(
+                "no answer to the Initial after {waited}: nothing listens on UDP {} or UDP is blocked",
+                self.addr
+            ),
+            (Some(stage), _) => format!(
+                "the handshake stalled after {} ({waited})",
+                stage.name()
+            ),
+        }
+    }
+
+    fn explain_close(&self) -> String {
+        if let Some(offered) = self.stages.iter().find_map(|s| match &s.stage {
+            Stage::VersionNegotiation { offered } => Some(offered),
+            _ => None,
+        }) {
+            return format!(
+                "the server does not speak QUIC v1: it offered only {} \
+                 (quicprobe, through quiche, speaks v1 only)",
+                offered.join(", ")
+            );
+        }
+        let Some(close) = &self.close else {
+            return "the connection closed before the handshake completed, without a \
+                    CONNECTION_CLOSE (a stateless reset, or the server dropped it)"
+                .into();
+        };
+        if close.sent_by == Side::Server && close.tls_alert == Some(120) {
+            return format!(
+                "server refused ALPN; offered {} ({})",
+                self.offered_alpns().join(","),
+                close.describe()
+            );
+        }
+        if close.sent_by == Side::Client
+            && !close.is_app
+            && close.error_code == CRYPTO_BUFFER_EXCEEDED
+        {
+            return format!(
+                "the server's Handshake flight passed the 64 KiB of CRYPTO data quiche \
+                 accepts (quiche closes at offset 65,536 of the Handshake CRYPTO stream, \
+                 before the chain can be verified): quiche-based clients cannot receive a \
+                 certificate chain this large uncompressed, and it is far larger than any client needs; \
+                 send the leaf and its intermediates only, or compress certificates (RFC \
+                 8879; `quicprobe verify --chain` gives the flight's size with and without) \
+                 ({})",
+                close.describe()
+            );
+        }
+        match (close.sent_by, close.tls_alert) {
+            (Side::Server, Some(alert)) => format!(
+                "the server closed the connection with TLS alert {alert} {} ({})",
+                tls_alert_name(alert),
+                close.describe()
+            ),
+            (by, _) => format!("the {by} closed the connection: {}", close.describe()),
+        }
+    }
+
+    fn offered_alpns(&self) -> Vec<String> {
+        self.stages
+            .iter()
+            .find_map(|s| match &s.stage {
+                Stage::ClientHelloSent { alpns, .. } => Some(alpns.clone()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+}
