@@ -24,7 +24,7 @@ pub mod commands;
 pub mod engine;
 pub mod exit;
 pub mod fuzzing;
-pub mod hex;
+pub(crate) mod hex;
 pub mod impair;
 pub mod lab;
 pub mod report;

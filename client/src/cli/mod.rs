@@ -7,8 +7,8 @@ use clap::{Args, Parser, Subcommand};
 mod get;
 mod impair;
 mod scan;
-pub mod setup;
-pub mod trust;
+pub(crate) mod setup;
+pub(crate) mod trust;
 mod values;
 
 pub use get::GetArgs;

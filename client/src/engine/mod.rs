@@ -3,17 +3,17 @@
 //! the TLS handshake stages, the flights, requests, sessions, and the
 //! outcome it ends with.
 
-pub mod alerts;
-pub mod compression;
+pub(crate) mod alerts;
+pub(crate) mod compression;
 pub mod config;
-pub mod datapath;
+pub(crate) mod datapath;
 pub mod event_loop;
 pub mod fingerprint;
 pub mod flights;
 pub mod handshake;
-pub mod message_callback;
+pub(crate) mod message_callback;
 pub mod outcome;
 pub mod probe;
 pub mod request;
-pub mod session;
+pub(crate) mod session;
 pub mod target;

@@ -2,6 +2,6 @@
 //! (native, aioquic's, JSON), the chain rendered as a tree with its verdict
 //! and diagnosis, and the verifier's explanation attached to each outcome.
 
-pub mod explain;
-pub mod render;
+pub(crate) mod explain;
+pub(crate) mod render;
 pub mod trace;
