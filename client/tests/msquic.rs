@@ -1,4 +1,4 @@
-//! quicprobe against real msquic: the test server of scripts/msquic-server,
+//! quicprobe against real msquic: the test server of tools/msquic-server,
 //! built from the crates.io `msquic` crate (msquic + quictls), run as a child
 //! process on 127.0.0.1 and stopped at the end of each test. Every claim
 //! docs/msquic.md makes about msquic is checked here.

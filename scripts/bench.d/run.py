@@ -38,7 +38,7 @@ TARGET_DIR = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 if not TARGET_DIR.is_absolute():
     TARGET_DIR = ROOT / TARGET_DIR
 QUICPROBE = TARGET_DIR / "release" / "quicprobe"
-MSQUIC_SERVER = ROOT / "scripts/msquic-server/target/release/quicprobe-msquic-server"
+MSQUIC_SERVER = ROOT / "tools/msquic-server/target/release/quicprobe-msquic-server"
 VENV_PYTHON = ROOT / ".venv/bin/python"
 AIOQUIC_BENCH = ROOT / "scripts/peers/aioquic_bench.py"
 AIOQUIC_VERIFY = ROOT / "scripts/peers/aioquic_verify_bench.py"
@@ -758,7 +758,7 @@ def versions() -> dict:
         "quiche": lock_version(ROOT / "Cargo.lock", "quiche"),
         "boring (BoringSSL)": lock_version(ROOT / "Cargo.lock", "boring"),
         "aioquic": sh([VENV_PYTHON, "-c", "import aioquic; print(aioquic.__version__)"]),
-        "msquic crate": lock_version(ROOT / "scripts/msquic-server/Cargo.lock", "msquic"),
+        "msquic crate": lock_version(ROOT / "tools/msquic-server/Cargo.lock", "msquic"),
         "rustc": sh(["rustc", "--version"]),
         "python (aioquic)": sh([VENV_PYTHON, "--version"]).replace("Python ", ""),
         "iperf3": sh(["iperf3", "--version"]).splitlines()[0],

@@ -231,7 +231,7 @@ pub fn msquic_server_binary() -> &'static Path {
             .status()
             .unwrap_or_else(|e| panic!("{}: {e}", script.display()));
         assert!(status.success(), "scripts/build-msquic-server failed");
-        repo().join("scripts/msquic-server/target/release/quicprobe-msquic-server")
+        repo().join("tools/msquic-server/target/release/quicprobe-msquic-server")
     })
 }
 
