@@ -117,7 +117,7 @@ fn leaf_only_is_the_seed_exit_60_close_0x12a_and_the_missing_intermediate_named(
 fn real_aioquic_against_real_msquic_reproduces_the_field_report() {
     let mut server = msquic_serving("leaf-only", &[]);
     let output = std::process::Command::new(python())
-        .arg(repo().join("scripts/peers/aioquic_connect.py"))
+        .arg(repo().join("scripts/aioquic/connect.py"))
         .args([
             "--cafile",
             scenario("leaf-only").join("roots.pem").to_str().unwrap(),

@@ -40,8 +40,8 @@ if not TARGET_DIR.is_absolute():
 QUICPROBE = TARGET_DIR / "release" / "quicprobe"
 MSQUIC_SERVER = ROOT / "tools/msquic-server/target/release/quicprobe-msquic-server"
 VENV_PYTHON = ROOT / ".venv/bin/python"
-AIOQUIC_BENCH = ROOT / "scripts/peers/aioquic_bench.py"
-AIOQUIC_VERIFY = ROOT / "scripts/peers/aioquic_verify_bench.py"
+AIOQUIC_BENCH = ROOT / "scripts/aioquic/bench.py"
+AIOQUIC_VERIFY = ROOT / "scripts/aioquic/verify_bench.py"
 SCENARIO = "full-chain"
 CERTS = ROOT / "certs"
 ROOTS = CERTS / SCENARIO / "roots.pem"
@@ -454,7 +454,7 @@ class Bench:
     def raw_udp_gso(self, seconds: float):
         """Raw UDP with the kernel's batching (GSO send, GRO receive), the same
         datagram size: the bound for a stack that batches, as quicprobe and msquic do."""
-        cmd = [VENV_PYTHON, ROOT / "scripts/peers/udp_gso.py", "--seconds", seconds, "--datagram", DATAGRAM]
+        cmd = [VENV_PYTHON, ROOT / "scripts/bench.d/udp_gso.py", "--seconds", seconds, "--datagram", DATAGRAM]
 
         def once() -> dict:
             r = run(cmd, timeout=seconds + 30)
