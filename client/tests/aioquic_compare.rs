@@ -37,7 +37,7 @@ fn host_of(scenario: &str) -> String {
 fn aioquic_run(scenario: &str, port: u16) -> (Vec<String>, String) {
     let roots = repo().join("certs").join(scenario).join("roots.pem");
     let output = Command::new(python())
-        .arg(repo().join("scripts/peers/aioquic_connect.py"))
+        .arg(repo().join("scripts/aioquic/connect.py"))
         // The lab listens on 127.0.0.1; "localhost" may resolve to ::1 first.
         .args([
             "127.0.0.1",

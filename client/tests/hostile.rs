@@ -1,6 +1,6 @@
 //! Hostile servers (issue 8): the real `quicprobe connect --json` binary, with
-//! `RUST_BACKTRACE=1`, against scripts/hostile/server.py (one misbehaviour per
-//! run) and against the lab serving the hostile scenarios of certs/. Every
+//! `RUST_BACKTRACE=1`, against scripts/aioquic/hostile_server.py (one misbehaviour
+//! per run) and against the lab serving the hostile scenarios of certs/. Every
 //! case must end with a documented outcome and exit code (client/src/exit.rs,
 //! client/src/outcome.rs), quickly, and without a panic or an abort.
 //!

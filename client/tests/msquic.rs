@@ -1,4 +1,4 @@
-//! quicprobe against real msquic: the test server of scripts/msquic-server,
+//! quicprobe against real msquic: the test server of tools/msquic-server,
 //! built from the crates.io `msquic` crate (msquic + quictls), run as a child
 //! process on 127.0.0.1 and stopped at the end of each test. Every claim
 //! docs/msquic.md makes about msquic is checked here.
@@ -117,7 +117,7 @@ fn leaf_only_is_the_seed_exit_60_close_0x12a_and_the_missing_intermediate_named(
 fn real_aioquic_against_real_msquic_reproduces_the_field_report() {
     let mut server = msquic_serving("leaf-only", &[]);
     let output = std::process::Command::new(python())
-        .arg(repo().join("scripts/peers/aioquic_connect.py"))
+        .arg(repo().join("scripts/aioquic/connect.py"))
         .args([
             "--cafile",
             scenario("leaf-only").join("roots.pem").to_str().unwrap(),

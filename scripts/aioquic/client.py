@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """An aioquic client with `quicprobe connect`'s options, to compare the two
 on the same job. aioquic's own DEBUG log goes to stderr (format
-'%(asctime)s %(levelname)s %(name)s %(message)s', as scripts/peers/
-aioquic_connect.py), then one JSON object goes to stdout:
+'%(asctime)s %(levelname)s %(name)s %(message)s', as connect.py), then
+one JSON object goes to stdout:
   {"outcome", "exit_code", "close", "alpn", "last_state",
    "certificates_received", "quic_version", "handshake_ms", "response"}
 Exit status = exit_code, curl's numbers: 0 ok, 60 verification failed,

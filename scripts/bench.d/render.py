@@ -191,7 +191,7 @@ class Doc:
                     f"{ratio_text(share, as_percent=True)} | {self.ok(rid)} |")
         lines += filter(None, [
             self.raw_udp_row("bulk/raw-udp/iperf3", "raw UDP (iperf3 -u", "—", "100 %"),
-            self.raw_udp_row("bulk/raw-udp-gso/python", "raw UDP with GSO and GRO (scripts/peers/udp_gso.py",
+            self.raw_udp_row("bulk/raw-udp-gso/python", "raw UDP with GSO and GRO (scripts/bench.d/udp_gso.py",
                              None, "—"),
         ])
         lines += ["", "| ratio | median (run-by-run min–max) |", "|---|---|"]

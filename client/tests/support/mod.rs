@@ -231,7 +231,7 @@ pub fn msquic_server_binary() -> &'static Path {
             .status()
             .unwrap_or_else(|e| panic!("{}: {e}", script.display()));
         assert!(status.success(), "scripts/build-msquic-server failed");
-        repo().join("scripts/msquic-server/target/release/quicprobe-msquic-server")
+        repo().join("tools/msquic-server/target/release/quicprobe-msquic-server")
     })
 }
 
@@ -333,12 +333,12 @@ pub fn stop_impair(proxy: &mut PeerServer) -> std::collections::BTreeMap<String,
         .collect()
 }
 
-/// scripts/hostile/server.py running one `case` on a port of 127.0.0.1 it
-/// picks itself; `port` is that port. Killed when dropped.
+/// scripts/aioquic/hostile_server.py running one `case` on a port of 127.0.0.1
+/// it picks itself; `port` is that port. Killed when dropped.
 pub fn start_hostile_server(case: &str, extra: &[&str]) -> PeerServer {
     let mut args = vec![
         repo()
-            .join("scripts/hostile/server.py")
+            .join("scripts/aioquic/hostile_server.py")
             .display()
             .to_string(),
         "--listen".to_owned(),

@@ -1,8 +1,8 @@
 """aioquic as the peer of scripts/bench: handshakes and a bulk download, timed
 the way quicprobe times its own, printed as one JSON object on stdout.
 
-  aioquic_bench.py handshakes HOST PORT --cafile ROOTS [--server-name NAME]
-                   [--alpn hq-interop] [--repeat N] [--concurrency K] [--timeout 10]
+  bench.py handshakes HOST PORT --cafile ROOTS [--server-name NAME]
+           [--alpn hq-interop] [--repeat N] [--concurrency K] [--timeout 10]
       N full handshakes with strict verification (aioquic's default
       CERT_REQUIRED against ROOTS), K in flight. One handshake, as quicprobe
       counts it: a fresh UDP socket, the handshake until HANDSHAKE_DONE
@@ -13,8 +13,8 @@ the way quicprobe times its own, printed as one JSON object on stdout.
       -> {"ok", "total", "seconds", "handshakes_per_second",
           "median_handshake_ms", "p90_handshake_ms", "cpu_seconds"}
 
-  aioquic_bench.py download HOST PORT BYTES --cafile ROOTS [--server-name NAME]
-                   [--timeout 600]
+  bench.py download HOST PORT BYTES --cafile ROOTS [--server-name NAME]
+           [--timeout 600]
       hq-interop `GET /BYTES` on one connection, the body counted and dropped.
       -> {"bytes", "complete", "seconds" (connection start to last byte),
           "transfer_seconds" (request to last byte), "handshake_ms",
@@ -75,7 +75,7 @@ class Client(QuicConnectionProtocol):
 
 def loopback(host: str) -> str:
     if not ipaddress.ip_address(host).is_loopback:
-        sys.exit(f"aioquic_bench.py: {host}: only loopback addresses are allowed")
+        sys.exit(f"bench.py: {host}: only loopback addresses are allowed")
     return host
 
 

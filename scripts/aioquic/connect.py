@@ -4,7 +4,7 @@ prints aioquic's own DEBUG log (format '%(asctime)s %(levelname)s %(name)s
     ok <alpn>           the handshake completed
     error <code> <reason>   aioquic closed the connection (e.g. 298 / 0x12A)
 
-Usage: aioquic_connect.py HOST PORT --cafile ROOTS [--server-name NAME] [--alpn h3]
+Usage: connect.py HOST PORT --cafile ROOTS [--server-name NAME] [--alpn h3]
         [--repeat N --concurrency K]   (benchmark mode: prints "<ok> <total> <seconds>")
 """
 

@@ -2,8 +2,8 @@
 """Runs hostile cases many times and tallies what the client said: the
 numbers behind docs/reliability.md's "Hostile servers" table.
 
-Usage: batch.py [--quicprobe PATH] [--runs N] [--timeout S] CASE...
-       CASE is a scripts/hostile/server.py case, `serve:SCENARIO` (the lab
+Usage: hostile_batch.py [--quicprobe PATH] [--runs N] [--timeout S] CASE...
+       CASE is a hostile_server.py case, `serve:SCENARIO` (the lab
        serving a hostile scenario) or `verify:SCENARIO` (`quicprobe verify
        --chain` on its files, timed).
 
@@ -50,7 +50,7 @@ def server_for(case: str, seed: int, quicprobe: str) -> tuple[Server, str]:
         name = case.split(":", 1)[1]
         argv = [quicprobe, "serve", "--scenario", str(REPO / "certs" / name), "--listen", "127.0.0.1:0"]
         return Server(argv), name
-    argv = [str(PYTHON), str(REPO / "scripts/hostile/server.py"), "--listen", "127.0.0.1:0",
+    argv = [str(PYTHON), str(Path(__file__).with_name("hostile_server.py")), "--listen", "127.0.0.1:0",
             "--case", case, "--seed", str(seed)]
     return Server(argv), "full-chain"
 

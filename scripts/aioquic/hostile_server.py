@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """A hostile QUIC server: one way of misbehaving per run, toward a real client.
 
-Usage: server.py --listen 127.0.0.1:PORT --case CASE [--seed N]
-                 [--chain FILE --key FILE]
+Usage: hostile_server.py --listen 127.0.0.1:PORT --case CASE [--seed N]
+                         [--chain FILE --key FILE]
 
-It is aioquic's server (scripts/aioquic/server.py's Protocol and configuration,
-so the chain and answers are the same) with a tap on its one UDP socket: the
-tap sees every datagram in and out and, depending on the case, adds crafted
-packets, swallows real ones, or ends a connection its own way. Why aioquic in
+It is aioquic's server (the Protocol and configuration of server.py beside
+it, so the chain and answers are the same) with a tap on its one UDP socket:
+the tap sees every datagram in and out and, depending on the case, adds
+crafted packets, swallows real ones, or ends a connection its own way. Why aioquic in
 Python rather than quiche in Rust: the hostile packets are a few lines each
 with aioquic's header parser and `cryptography` (a Retry tag is one AES-GCM
 call), the cases that need a real encrypted connection (a CONNECTION_CLOSE
@@ -101,10 +101,10 @@ CASES = [
 
 
 def load_aioquic_server():
-    """scripts/aioquic/server.py as a module: its Protocol answers requests
+    """server.py beside this file as a module: its Protocol answers requests
     and its configuration() loads a scenario's chain, so both servers agree."""
     spec = importlib.util.spec_from_file_location(
-        "aioquic_lab_server", REPO / "scripts/aioquic/server.py"
+        "aioquic_lab_server", Path(__file__).with_name("server.py")
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -2,7 +2,7 @@
 leaf dates, service_identity name check, OpenSSL X509_verify_cert through
 pyOpenSSL) on a scenario from certs/, as the peer for scripts/bench.
 
-Usage: aioquic_verify_bench.py CERTS_DIR SCENARIO [SECONDS]
+Usage: verify_bench.py CERTS_DIR SCENARIO [SECONDS]
 Prints one line: "<scenario> <microseconds per verification> <iterations>".
 """
 
