@@ -8,7 +8,6 @@
 //! which wake the poll through the loop's [`Waker`]). Outcomes go back to the
 //! feed as each job ends.
 
-use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
@@ -179,9 +178,11 @@ impl EventLoop {
         settings: &ProbeSettings,
     ) -> io::Result<()> {
         let run = &mut self.run;
+        // One copy for the whole run, shared by every probe.
+        let settings = Arc::new(settings.clone());
         loop {
             run.pending.extend(feed.take_ready()?);
-            run.start_new(feed, config, settings)?;
+            run.start_new(feed, config, &settings)?;
             // A first flight can already end a probe (ECONNREFUSED on send).
             run.collect_finished(feed)?;
             if run.active.is_empty() {
@@ -221,18 +222,19 @@ impl Run {
         &mut self,
         feed: &mut dyn JobFeed,
         config: &mut quiche::Config,
-        settings: &ProbeSettings,
+        settings: &Arc<ProbeSettings>,
     ) -> io::Result<()> {
         while self.active.len() < self.concurrency {
             let Some(fed) = self.pending.pop_front() else {
                 return Ok(());
             };
+            // A scan line may name its own SNI: only those get settings of their own.
             let settings = match &fed.sni {
-                Some(sni) => Cow::Owned(ProbeSettings {
+                Some(sni) => Arc::new(ProbeSettings {
                     sni: Some(sni.clone()),
-                    ..settings.clone()
+                    ..ProbeSettings::clone(settings)
                 }),
-                None => Cow::Borrowed(settings),
+                None => Arc::clone(settings),
             };
             let mut probe =
                 match Probe::start(fed.job.target.clone(), fed.job.addr, config, &settings) {

@@ -46,8 +46,8 @@ impl Probe {
         outcome.request_error.clone_from(&self.request_error);
         outcome.idle_end = self.idle_end();
         outcome.initial_keys_dropped_ms = self.initial_keys_dropped_ms;
-        outcome.insecure = self.insecure;
-        outcome.session = self.session_file.as_ref().map(|_| SessionReport {
+        outcome.insecure = self.settings.insecure;
+        outcome.session = self.settings.session_file.as_ref().map(|_| SessionReport {
             offered: self.session_offered,
             resumed: self.conn.is_resumed(),
             early_data: self
@@ -92,7 +92,7 @@ impl Probe {
             .conn
             .peer_transport_params()
             .map_or(0, |p| p.max_idle_timeout);
-        let ours_ms = u64::try_from(self.idle_timeout.as_millis()).unwrap_or(u64::MAX);
+        let ours_ms = u64::try_from(self.settings.idle_timeout.as_millis()).unwrap_or(u64::MAX);
         // Zero means "no idle timeout" (RFC 9000 §10.1); the shorter one rules.
         let by_server = server_ms != 0 && server_ms < ours_ms;
         Some(IdleEnd {

@@ -13,7 +13,7 @@ use crate::engine::session;
 impl Probe {
     /// `--session-file`: offers the ticket saved for this host and port.
     pub(super) fn offer_saved_session(&mut self) {
-        let Some(path) = self.session_file.clone() else {
+        let Some(path) = self.settings.session_file.clone() else {
             return;
         };
         match session::load(&path, &self.target.authority()) {
@@ -29,7 +29,7 @@ impl Probe {
     /// Saves this connection's ticket, only if its chain was verified and
     /// accepted (a resumed session was, when it was first made).
     pub(super) fn save_session(&self) {
-        let Some(path) = &self.session_file else {
+        let Some(path) = &self.settings.session_file else {
             return;
         };
         let verified = match &self.checked {

@@ -83,10 +83,10 @@ pub struct Probe {
     local: SocketAddr,
     conn: quiche::Connection,
     peer_name: PeerName,
+    /// The run's settings, shared by every probe of it.
+    settings: Arc<ProbeSettings>,
     sni: Option<String>,
-    alpns: Vec<String>,
     started: Instant,
-    timeout: Duration,
     deadline: Instant,
     requests: Option<Requests>,
     request_error: Option<String>,
@@ -100,18 +100,13 @@ pub struct Probe {
     /// otherwise it is only our HANDSHAKE_DONE detector and stops once that
     /// frame is seen.
     qlog_to_file: bool,
-    insecure: bool,
     scid_hex: String,
     flights: FlightLog,
-    idle_timeout: Duration,
-    hold: Option<Duration>,
     /// When the held connection is closed, once the request is done.
     hold_until: Option<Instant>,
     last_received: Instant,
     /// When we first sent a Handshake packet, dropping our Initial keys.
     initial_keys_dropped_ms: Option<f64>,
-    session_file: Option<PathBuf>,
-    early_data: bool,
     /// A saved session was offered for resumption.
     session_offered: bool,
     /// The requests went out as 0-RTT early data.
@@ -124,7 +119,7 @@ impl Probe {
         target: Target,
         addr: SocketAddr,
         config: &mut quiche::Config,
-        settings: &ProbeSettings,
+        settings: &Arc<ProbeSettings>,
     ) -> io::Result<Self> {
         let socket = bind_local(addr, settings.local_ports)?;
         // Connected, so that an ICMP port unreachable comes back as ECONNREFUSED.
@@ -154,10 +149,9 @@ impl Probe {
             datapath,
             local,
             conn,
+            settings: Arc::clone(settings),
             sni,
-            alpns: settings.alpns.clone(),
             started,
-            timeout: settings.timeout,
             deadline: started + settings.timeout,
             requests: None,
             request_error: None,
@@ -167,16 +161,11 @@ impl Probe {
             established_at: None,
             handshake_done: handshake_done.clone(),
             qlog_to_file: false,
-            insecure: settings.insecure,
             scid_hex: hex(&scid),
             flights: FlightLog::default(),
-            idle_timeout: settings.idle_timeout,
-            hold: settings.hold,
             hold_until: None,
             last_received: started,
             initial_keys_dropped_ms: None,
-            session_file: settings.session_file.clone(),
-            early_data: settings.early_data,
             session_offered: false,
             sent_early_data: false,
         };
@@ -283,7 +272,7 @@ impl Probe {
 
     /// `--early-data`: the requests go out as soon as 0-RTT keys exist.
     fn send_early_data(&mut self) {
-        let wanted = self.early_data && !self.target.requests.is_empty();
+        let wanted = self.settings.early_data && !self.target.requests.is_empty();
         if wanted && self.requests.is_none() && self.conn.is_in_early_data() {
             self.start_requests();
             self.sent_early_data = self.requests.is_some();
@@ -292,7 +281,7 @@ impl Probe {
 
     /// `--hold`: whether the connection should stay open, idle, a while longer.
     fn holding(&mut self) -> bool {
-        let Some(hold) = self.hold else {
+        let Some(hold) = self.settings.hold else {
             return false;
         };
         let now = Instant::now();
@@ -307,7 +296,7 @@ impl Probe {
         match Requests::start(&mut self.conn, &authority, self.target.requests.clone()) {
             Ok(requests) => {
                 // The handshake deadline does not cover the download.
-                self.deadline = Instant::now() + self.timeout;
+                self.deadline = Instant::now() + self.settings.timeout;
                 self.requests = Some(requests);
             }
             Err(error) => self.request_error = Some(error.to_string()),

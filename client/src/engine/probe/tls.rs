@@ -14,7 +14,7 @@ impl Probe {
     pub(super) fn record_tls_messages(&mut self, verdict: Option<CheckedChain>) {
         let mut verdict = verdict;
         for message in drain_messages() {
-            let Some(stage) = stage_of(&message, &self.alpns, self.sni.as_deref()) else {
+            let Some(stage) = stage_of(&message, &self.settings.alpns, self.sni.as_deref()) else {
                 continue;
             };
             if self.stopped_by_verdict() {
@@ -44,7 +44,7 @@ impl Probe {
     }
 
     fn stopped_by_verdict_of(&self, checked: &CheckedChain) -> bool {
-        !checked.verdict.accepted && !self.insecure
+        !checked.verdict.accepted && !self.settings.insecure
     }
 
     fn with_transport_parameters(&self, stage: Stage) -> Stage {
