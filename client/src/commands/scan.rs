@@ -24,7 +24,7 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
     #[error("--targets {0}")]
-    TargetsFile(String),
+    TargetsFile(#[from] scan::TargetsFileError),
     #[error("{0}")]
     Usage(String),
     #[error(transparent)]
@@ -48,7 +48,7 @@ pub fn run_with_resolver(
     out: &mut dyn Write,
 ) -> Result<u8, ScanError> {
     let settings = probe_settings(args)?;
-    let lines = scan::read_targets_file(&args.targets).map_err(ScanError::TargetsFile)?;
+    let lines = scan::read_targets_file(&args.targets)?;
     let trust = Arc::new(load_trust(&args.trust)?);
     let setup = ClientSetup {
         trust: trust.clone(),

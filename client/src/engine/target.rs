@@ -24,7 +24,7 @@ pub struct Target {
 }
 
 /// Why a target or a --resolve entry could not be used.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum TargetError {
     #[error(
         "{0:?}: not a target (expected https://host[:port][/path], host:port or [v6addr]:port)"

@@ -9,7 +9,7 @@ pub(crate) use feed::ScanFeed;
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
@@ -40,8 +40,28 @@ pub struct ScanLine {
     pub number: usize,
     /// The line as written, without its line ending.
     pub input: String,
-    /// The target, or why the line is not one (`line N: ...`).
-    pub parsed: Result<LineTarget, String>,
+    /// The target, or why the line is not one.
+    pub parsed: Result<LineTarget, LineError>,
+}
+
+/// Why a line of the targets file names no target; says the line's number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LineError {
+    #[error("line {line}: not UTF-8 text")]
+    NotUtf8 { line: usize },
+    #[error("line {line}: expected host[:port] [sni], found {words} words")]
+    TooManyWords { line: usize, words: usize },
+    #[error("line {line}: {source}")]
+    BadTarget { line: usize, source: TargetError },
+}
+
+/// Why the targets file cannot be read as one.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetsFileError {
+    #[error("{}: {source}", path.display())]
+    Unreadable { path: PathBuf, source: io::Error },
+    #[error("{}: larger than {} MiB, not a targets file", path.display(), limit / (1024 * 1024))]
+    TooLarge { path: PathBuf, limit: u64 },
 }
 
 impl ScanLine {
@@ -61,19 +81,21 @@ pub struct LineTarget {
 }
 
 /// Reads a targets file, bounded by [`MAX_TARGETS_FILE`].
-pub fn read_targets_file(path: &Path) -> Result<Vec<ScanLine>, String> {
-    let describe = |error: io::Error| format!("{}: {error}", path.display());
-    let file = std::fs::File::open(path).map_err(describe)?;
+pub fn read_targets_file(path: &Path) -> Result<Vec<ScanLine>, TargetsFileError> {
+    let unreadable = |source: io::Error| TargetsFileError::Unreadable {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(unreadable)?;
     let mut bytes = Vec::new();
     file.take(MAX_TARGETS_FILE + 1)
         .read_to_end(&mut bytes)
-        .map_err(describe)?;
+        .map_err(unreadable)?;
     if bytes.len() as u64 > MAX_TARGETS_FILE {
-        return Err(format!(
-            "{}: larger than {} MiB, not a targets file",
-            path.display(),
-            MAX_TARGETS_FILE / (1024 * 1024)
-        ));
+        return Err(TargetsFileError::TooLarge {
+            path: path.to_owned(),
+            limit: MAX_TARGETS_FILE,
+        });
     }
     Ok(parse_targets(&bytes))
 }
@@ -89,23 +111,23 @@ pub fn parse_targets(bytes: &[u8]) -> Vec<ScanLine> {
             let number = at + 1;
             let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
             let (input, parsed) = match std::str::from_utf8(raw) {
-                Ok(text) => (text.to_owned(), parse_line(text)?),
+                Ok(text) => (text.to_owned(), parse_line(number, text)?),
                 Err(_) => (
                     String::from_utf8_lossy(raw).into_owned(),
-                    Err("not UTF-8 text".to_owned()),
+                    Err(LineError::NotUtf8 { line: number }),
                 ),
             };
             Some(ScanLine {
                 number,
                 input,
-                parsed: parsed.map_err(|error| format!("line {number}: {error}")),
+                parsed,
             })
         })
         .collect()
 }
 
 /// `host[:port] [sni]`, `#` starting a comment; None for a line with nothing else.
-fn parse_line(text: &str) -> Option<Result<LineTarget, String>> {
+fn parse_line(line: usize, text: &str) -> Option<Result<LineTarget, LineError>> {
     let text = text.split_once('#').map_or(text, |(before, _)| before);
     let words: Vec<&str> = text.split_whitespace().collect();
     let (target, sni) = match words.as_slice() {
@@ -113,16 +135,16 @@ fn parse_line(text: &str) -> Option<Result<LineTarget, String>> {
         [target] => (*target, None),
         [target, sni] => (*target, Some((*sni).to_owned())),
         more => {
-            return Some(Err(format!(
-                "expected host[:port] [sni], found {} words",
-                more.len()
-            )))
+            return Some(Err(LineError::TooManyWords {
+                line,
+                words: more.len(),
+            }))
         }
     };
     Some(
         Target::parse(target)
             .map(|target| LineTarget { target, sni })
-            .map_err(|error| error.to_string()),
+            .map_err(|source| LineError::BadTarget { line, source }),
     )
 }
 
@@ -276,7 +298,7 @@ impl<'w> ScanReport<'w> {
     }
 
     /// A line that names no target; it counts as a usage error (exit 2).
-    pub fn bad_line(&mut self, line: &ScanLine, error: &str) -> io::Result<()> {
+    pub fn bad_line(&mut self, line: &ScanLine, error: &LineError) -> io::Result<()> {
         self.bad_lines += 1;
         self.note_exit_code(line.number, exit::USAGE);
         self.write(json!({
@@ -284,7 +306,7 @@ impl<'w> ScanReport<'w> {
             "input": line.input,
             "exit_code": exit::USAGE,
             "outcome": "bad_line",
-            "error": error,
+            "error": error.to_string(),
         }))
     }
 
@@ -414,7 +436,10 @@ mod tests {
         parse_targets(text.as_bytes())
             .into_iter()
             .map(|line| {
-                let parsed = line.parsed.map(|t| (t.target.host, t.target.port, t.sni));
+                let parsed = line
+                    .parsed
+                    .map(|t| (t.target.host, t.target.port, t.sni))
+                    .map_err(|error| error.to_string());
                 (line.number, parsed)
             })
             .collect()
@@ -448,7 +473,10 @@ mod tests {
     fn a_line_of_binary_garbage_is_one_bad_line() {
         let lines = parse_targets(b"ok.test\n\xff\xfe:1\nok.test:2\n");
         assert_eq!(lines.len(), 3);
-        assert_eq!(lines[1].parsed, Err("line 2: not UTF-8 text".into()));
+        assert_eq!(
+            lines[1].parsed.as_ref().map_err(ToString::to_string),
+            Err("line 2: not UTF-8 text".to_owned())
+        );
         assert!(lines[2].parsed.is_ok());
     }
 
