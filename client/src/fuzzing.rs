@@ -122,11 +122,11 @@ fn fuzzed_outcome(bytes: &mut Bytes) -> Outcome {
         connection_id,
         stages,
     );
-    outcome.close = close;
-    outcome.alpn = alpn;
-    outcome.elapsed = elapsed;
-    outcome.initial_keys_dropped_ms = initial_keys_dropped_ms;
-    outcome.insecure = insecure;
+    outcome.end.close = close;
+    outcome.handshake.alpn = alpn;
+    outcome.end.elapsed = elapsed;
+    outcome.handshake.initial_keys_dropped_ms = initial_keys_dropped_ms;
+    outcome.chain.insecure = insecure;
     outcome
 }
 

@@ -84,22 +84,22 @@ fn seed_outcome() -> Outcome {
         "0d3c79fddcee7380".into(),
         stages,
     );
-    outcome.close = Some(Close {
+    outcome.end.close = Some(Close {
         sent_by: Side::Client,
         is_app: false,
         error_code: 0x12a,
         reason: "unable to get local issuer certificate".into(),
         tls_alert: Some(42),
     });
-    outcome.elapsed = Duration::from_millis(7);
-    outcome.initial_keys_dropped_ms = Some(5.5);
-    outcome.analysis = Some(analysis);
-    outcome.session = Some(SessionReport {
+    outcome.end.elapsed = Duration::from_millis(7);
+    outcome.handshake.initial_keys_dropped_ms = Some(5.5);
+    outcome.chain.analysis = Some(analysis);
+    outcome.handshake.session = Some(SessionReport {
         offered: false,
         resumed: false,
         early_data: None,
     });
-    outcome.idle_end = Some(IdleEnd {
+    outcome.end.idle_end = Some(IdleEnd {
         by: Side::Server,
         server_idle_timeout_ms: 1000,
         our_idle_timeout_ms: 30000,

@@ -89,11 +89,16 @@ fn fetch_missing_issuers(
         ..FetchSettings::default()
     };
     for outcome in outcomes {
-        let Some(checked) = outcome.checked.as_ref().filter(|c| !c.verdict.accepted) else {
+        let Some(checked) = outcome
+            .chain
+            .checked
+            .as_ref()
+            .filter(|c| !c.verdict.accepted)
+        else {
             continue;
         };
         let name = checked.verdict.peer_name.clone();
-        outcome.aia = run_aia_check(&checked.chain, trust, name.as_ref(), &settings);
+        outcome.chain.aia = run_aia_check(&checked.chain, trust, name.as_ref(), &settings);
     }
 }
 
@@ -148,20 +153,20 @@ fn per_connection_report(
 fn repeat_report(outcomes: &[Outcome], wall: Duration, json: bool) -> String {
     let mut times: Vec<f64> = outcomes
         .iter()
-        .filter(|o| o.kind == OutcomeKind::Ok)
-        .filter_map(|o| o.handshake_ms)
+        .filter(|o| o.end.kind == OutcomeKind::Ok)
+        .filter_map(|o| o.handshake.handshake_ms)
         .collect();
     times.sort_by(f64::total_cmp);
     let successes = outcomes
         .iter()
-        .filter(|o| o.kind == OutcomeKind::Ok)
+        .filter(|o| o.end.kind == OutcomeKind::Ok)
         .count();
     let median = percentile(&times, 50);
     let p90 = percentile(&times, 90);
     let rate = outcomes.len() as f64 / wall.as_secs_f64().max(1e-9);
     let failures: Vec<String> = outcomes
         .iter()
-        .filter(|o| o.kind != OutcomeKind::Ok)
+        .filter(|o| o.end.kind != OutcomeKind::Ok)
         .take(5)
         .map(trace::summary_line)
         .collect();

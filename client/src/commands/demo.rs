@@ -69,7 +69,7 @@ pub fn run(args: &DemoArgs) -> Result<DemoOutput, DemoError> {
     let mut as_expected = true;
     for (number, act) in ACTS.iter().enumerate() {
         let (outcome, server_saw) = play(act)?;
-        let matched = outcome.kind == act.expected;
+        let matched = outcome.end.kind == act.expected;
         as_expected &= matched;
         if args.json {
             let _ = writeln!(out, "{}", outcome.to_json());
@@ -78,7 +78,7 @@ pub fn run(args: &DemoArgs) -> Result<DemoOutput, DemoError> {
         let _ = writeln!(out, "== {}. {}", number + 1, act.title);
         out.push_str(&trace::render(&outcome, TraceStyle::Native, number));
         let _ = writeln!(out, "* The lab saw: {}", server_saw.join("; "));
-        if let Some(analysis) = &outcome.analysis {
+        if let Some(analysis) = &outcome.chain.analysis {
             out.push_str(&verdict_matrix(analysis));
         }
         if !matched {
@@ -86,7 +86,7 @@ pub fn run(args: &DemoArgs) -> Result<DemoOutput, DemoError> {
                 out,
                 "demo: expected {}, got {}",
                 act.expected.name(),
-                outcome.kind.name()
+                outcome.end.kind.name()
             );
         }
         out.push('\n');

@@ -52,7 +52,7 @@ fn report(outcomes: &[Outcome], json: bool, verbose: bool, out: &mut dyn Write) 
     for outcome in outcomes {
         if verbose {
             eprint!("{}", trace::render(outcome, TraceStyle::Native, 0));
-        } else if outcome.kind != OutcomeKind::Ok || !outcome.insecure_warning().is_empty() {
+        } else if outcome.end.kind != OutcomeKind::Ok || !outcome.insecure_warning().is_empty() {
             eprintln!("{}", trace::summary_line(outcome));
         }
         // A closed pipe (`quicprobe get ... | head`) ends the output, not the run.
@@ -60,6 +60,7 @@ fn report(outcomes: &[Outcome], json: bool, verbose: bool, out: &mut dyn Write) 
             writeln!(out, "{}", outcome.to_json())
         } else {
             outcome
+                .application
                 .stdout_bodies
                 .iter()
                 .try_for_each(|body| out.write_all(body))

@@ -325,13 +325,13 @@ impl Run {
             let Some(mut outcome) = probe.take_outcome() else {
                 continue;
             };
-            if let (OutcomeKind::Refused, Some(next)) = (outcome.kind, fed.job.next_address()) {
+            if let (OutcomeKind::Refused, Some(next)) = (outcome.end.kind, fed.job.next_address()) {
                 log::info!("{} refused; trying {}", fed.job.addr, next.addr);
                 self.refused.entry(index).or_default().push(fed.job.addr);
                 self.pending.push_front(FedJob { job: next, ..fed });
                 continue;
             }
-            outcome.refused_before = self.refused.remove(&index).unwrap_or_default();
+            outcome.peer.refused_before = self.refused.remove(&index).unwrap_or_default();
             feed.finished(index, outcome)?;
         }
         Ok(())

@@ -12,15 +12,16 @@ use crate::engine::outcome::Outcome;
 /// Adds the verifier's explanation to every outcome that saw a chain.
 pub fn explain_chains(mut outcomes: Vec<Outcome>, trust: &TrustStore) -> Vec<Outcome> {
     for outcome in &mut outcomes {
-        if let Some(checked) = &outcome.checked {
+        if let Some(checked) = &outcome.chain.checked {
             let name = checked.verdict.peer_name.clone();
             let fetched = outcome
+                .chain
                 .aia
                 .as_ref()
                 .map(AiaReport::evidence)
                 .unwrap_or_default();
             let evidence = evidence(trust, !checked.verdict.accepted, &fetched);
-            outcome.analysis = Some(Analysis::explain_with(
+            outcome.chain.analysis = Some(Analysis::explain_with(
                 checked.verdict.clone(),
                 &checked.chain,
                 trust,

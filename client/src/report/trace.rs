@@ -31,18 +31,20 @@ pub fn render(outcome: &Outcome, style: TraceStyle, index: usize) -> String {
 
 /// curl's last line: `quicprobe: (60) SSL certificate problem: ...`.
 pub fn summary_line(outcome: &Outcome) -> String {
-    match outcome.kind {
+    match outcome.end.kind {
         OutcomeKind::Ok => format!(
             "quicprobe: ok: {} ({}) {}{}, handshake {} ms, rtt {:.1} ms{}{}",
-            outcome.target,
-            outcome.addr,
-            outcome.alpn.as_deref().unwrap_or("-"),
+            outcome.peer.target,
+            outcome.peer.addr,
+            outcome.handshake.alpn.as_deref().unwrap_or("-"),
             tls_words(outcome),
             outcome
+                .handshake
                 .handshake_ms
                 .map_or_else(|| "?".into(), |ms| format!("{ms:.1}")),
-            outcome.stats.rtt_ms,
+            outcome.end.stats.rtt_ms,
             outcome
+                .end
                 .idle_end
                 .map_or_else(String::new, |idle| format!(", {}", idle.brief())),
             outcome.insecure_warning()
@@ -50,8 +52,8 @@ pub fn summary_line(outcome: &Outcome) -> String {
         _ => format!(
             "quicprobe: ({}) {} ({}): {}",
             outcome.exit_code(),
-            outcome.target,
-            outcome.addr,
+            outcome.peer.target,
+            outcome.peer.addr,
             outcome.explain()
         ),
     }
@@ -59,9 +61,9 @@ pub fn summary_line(outcome: &Outcome) -> String {
 
 fn tls_words(outcome: &Outcome) -> String {
     let parts: Vec<&str> = [
-        &outcome.tls.cipher,
-        &outcome.tls.group,
-        &outcome.tls.sig_alg,
+        &outcome.handshake.tls.cipher,
+        &outcome.handshake.tls.group,
+        &outcome.handshake.tls.sig_alg,
     ]
     .into_iter()
     .filter_map(|p| p.as_deref())
@@ -75,7 +77,7 @@ fn tls_words(outcome: &Outcome) -> String {
 
 fn native(outcome: &Outcome) -> String {
     let mut out = String::new();
-    for refused in &outcome.refused_before {
+    for refused in &outcome.peer.refused_before {
         let _ = writeln!(
             out,
             "* {refused}: connection refused; trying the next address"
@@ -84,24 +86,24 @@ fn native(outcome: &Outcome) -> String {
     let _ = writeln!(
         out,
         "* Connecting to {} ({}) over QUIC v1",
-        outcome.target, outcome.addr
+        outcome.peer.target, outcome.peer.addr
     );
-    for event in &outcome.stages {
+    for event in &outcome.handshake.stages {
         let _ = writeln!(out, "{}", native_stage_line(event));
     }
-    if let Some(flights) = &outcome.flights {
+    if let Some(flights) = &outcome.handshake.flights {
         let _ = writeln!(out, "* Flights: {}", flights.describe());
     }
-    if let Some(guess) = &outcome.server_guess {
+    if let Some(guess) = &outcome.peer.server_guess {
         let _ = writeln!(out, "* Peer: {}", guess.describe());
     }
-    if let Some(checked) = &outcome.checked {
+    if let Some(checked) = &outcome.chain.checked {
         let _ = writeln!(out, "* Stapled: {}", stapled_words(&checked.stapled));
     }
-    if let Some(session) = &outcome.session {
+    if let Some(session) = &outcome.handshake.session {
         let _ = writeln!(out, "* Session: {}", session.describe());
     }
-    if let Some(analysis) = &outcome.analysis {
+    if let Some(analysis) = &outcome.chain.analysis {
         if analysis.verdict.accepted {
             let mut tree = String::new();
             render::chain_tree(&mut tree, analysis);
@@ -119,7 +121,7 @@ fn native(outcome: &Outcome) -> String {
         let _ = writeln!(
             out,
             "* Response: {} {}, {} bytes{}{}",
-            outcome.alpn.as_deref().unwrap_or("?"),
+            outcome.handshake.alpn.as_deref().unwrap_or("?"),
             response
                 .status
                 .map_or_else(|| "(no status line)".to_owned(), |s| s.to_string()),
@@ -135,16 +137,16 @@ fn native(outcome: &Outcome) -> String {
             }
         );
     }
-    if let Some(error) = &outcome.request_error {
+    if let Some(error) = &outcome.application.request_error {
         let _ = writeln!(out, "* No request made: {error}");
     }
-    if let Some(aia) = &outcome.aia {
+    if let Some(aia) = &outcome.chain.aia {
         let _ = writeln!(out, "* AIA fetch: {}", aia.describe());
     }
-    if let Some(idle) = &outcome.idle_end {
+    if let Some(idle) = &outcome.end.idle_end {
         let _ = writeln!(out, "* Idle: {}", idle.describe());
     }
-    if let Some(close) = &outcome.close {
+    if let Some(close) = &outcome.end.close {
         let _ = writeln!(
             out,
             "* Close sent by the {}: {}",
@@ -267,6 +269,7 @@ fn stapled_words(stapled: &quicprobe_verifier::Stapled) -> String {
 fn json_lines(outcome: &Outcome, index: usize) -> String {
     let mut out = String::new();
     let stages = outcome
+        .handshake
         .stages
         .iter()
         .map(|event| serde_json::to_value(event).unwrap_or_default());
@@ -287,16 +290,16 @@ fn json_lines(outcome: &Outcome, index: usize) -> String {
 /// format `%(asctime)s %(levelname)s %(name)s %(message)s`.
 fn aioquic(outcome: &Outcome) -> String {
     let start = SystemTime::now()
-        .checked_sub(outcome.elapsed)
+        .checked_sub(outcome.end.elapsed)
         .unwrap_or(SystemTime::UNIX_EPOCH);
-    let cid: String = outcome.connection_id.chars().take(16).collect();
+    let cid: String = outcome.peer.connection_id.chars().take(16).collect();
     let mut lines: Vec<(f64, &'static str, String)> = Vec::new();
     let mut line = |event_ms: f64, level: &'static str, message: String| {
         lines.push((event_ms, level, message));
     };
     let mut connected = false;
     let mut discarded = Epochs::default();
-    for event in &outcome.stages {
+    for event in &outcome.handshake.stages {
         let t = event.t_ms;
         match &event.stage {
             Stage::ClientHelloSent { .. } => line(
@@ -349,7 +352,7 @@ fn aioquic(outcome: &Outcome) -> String {
                 reason,
                 ..
             } => {
-                let code = outcome.close.as_ref().map_or(0x12a, |c| c.error_code);
+                let code = outcome.end.close.as_ref().map_or(0x12a, |c| c.error_code);
                 line(
                     t,
                     "WARNING",
@@ -377,7 +380,7 @@ fn aioquic(outcome: &Outcome) -> String {
                 "TLS State.CLIENT_EXPECT_FINISHED -> State.CLIENT_POST_HANDSHAKE".into(),
             ),
             Stage::ClientFinishedSent => {
-                if let Some(alpn) = &outcome.alpn {
+                if let Some(alpn) = &outcome.handshake.alpn {
                     line(t, "INFO", format!("ALPN negotiated protocol {alpn}"));
                 }
             }
@@ -387,12 +390,17 @@ fn aioquic(outcome: &Outcome) -> String {
         }
     }
     // Once a Handshake packet went out, the Initial keys went too.
-    if let Some(at) = outcome.initial_keys_dropped_ms {
+    if let Some(at) = outcome.handshake.initial_keys_dropped_ms {
         discarded.discard(Epoch::Initial, (at * 10.0).round() / 10.0, &mut line);
     }
-    let end_ms = outcome.elapsed.as_secs_f64() * 1000.0;
-    if outcome.kind == OutcomeKind::Ok {
-        if let Some(close) = outcome.close.as_ref().filter(|c| c.sent_by == Side::Client) {
+    let end_ms = outcome.end.elapsed.as_secs_f64() * 1000.0;
+    if outcome.end.kind == OutcomeKind::Ok {
+        if let Some(close) = outcome
+            .end
+            .close
+            .as_ref()
+            .filter(|c| c.sent_by == Side::Client)
+        {
             line(
                 end_ms,
                 "INFO",

@@ -351,11 +351,11 @@ impl<'w> ScanReport<'w> {
 
     /// A connection's outcome: `connect --json`'s object with the line added.
     pub fn outcome(&mut self, line: &ScanLine, outcome: &Outcome) -> io::Result<()> {
-        self.count(outcome.kind.name(), line.number, outcome.exit_code());
+        self.count(outcome.end.kind.name(), line.number, outcome.exit_code());
         self.times.push((
-            outcome.elapsed.as_secs_f64() * 1000.0,
+            outcome.end.elapsed.as_secs_f64() * 1000.0,
             line.number,
-            outcome.target.clone(),
+            outcome.peer.target.clone(),
         ));
         let mut value = outcome.to_json();
         if let Some(object) = value.as_object_mut() {

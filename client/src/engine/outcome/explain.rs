@@ -12,23 +12,28 @@ impl Outcome {
     /// One sentence saying what happened, from everything the outcome holds
     /// now (computed when asked, so it can never be stale).
     pub fn explain(&self) -> String {
-        match self.kind {
+        match self.end.kind {
             OutcomeKind::Ok => format!(
                 "handshake complete{}{}{}",
-                self.alpn
+                self.handshake
+                    .alpn
                     .as_deref()
                     .map_or_else(String::new, |a| format!(", ALPN {a}")),
-                self.idle_end
+                self.end
+                    .idle_end
                     .map_or_else(String::new, |idle| format!("; then {}", idle.describe())),
                 self.insecure_warning()
             ),
             OutcomeKind::VerificationFailed => format!(
                 "SSL certificate problem: {}",
-                self.checked.as_ref().map_or("rejected", |c| c.reason())
+                self.chain
+                    .checked
+                    .as_ref()
+                    .map_or("rejected", |c| c.reason())
             ),
             OutcomeKind::Refused => format!(
                 "connection refused: nothing listens on UDP {} (ICMP port unreachable)",
-                self.addr
+                self.peer.addr
             ),
             OutcomeKind::Timeout => self.explain_timeout(),
             OutcomeKind::HandshakeFailed => self.explain_close(),
@@ -38,7 +43,7 @@ impl Outcome {
 
     /// Loud words when `--insecure` let a rejected chain through.
     pub fn insecure_warning(&self) -> String {
-        match &self.checked {
+        match &self.chain.checked {
             Some(checked) if !checked.verdict.accepted => format!(
                 " -- INSECURE: the certificate chain was REJECTED (verify error:num={}:{}) \
                  and --insecure ignored it",
@@ -50,7 +55,12 @@ impl Outcome {
     }
 
     fn explain_partial(&self) -> String {
-        if let Some(failed) = self.responses.iter().find(|r| r.error.is_some()) {
+        if let Some(failed) = self
+            .application
+            .responses
+            .iter()
+            .find(|r| r.error.is_some())
+        {
             return format!(
                 "{}: {} (after {} bytes)",
                 failed.path,
@@ -58,8 +68,8 @@ impl Outcome {
                 failed.body_bytes
             );
         }
-        let cut = self.responses.iter().find(|r| !r.complete);
-        let how = match &self.close {
+        let cut = self.application.responses.iter().find(|r| !r.complete);
+        let how = match &self.end.close {
             None => "the connection ended without a CONNECTION_CLOSE (a stateless reset, \
                      RFC 9000 §10.3: the server lost the connection's state)"
                 .to_owned(),
@@ -77,7 +87,7 @@ impl Outcome {
     }
 
     fn explain_timeout(&self) -> String {
-        let waited = format!("{:.1} s", self.elapsed.as_secs_f64());
+        let waited = format!("{:.1} s", self.end.elapsed.as_secs_f64());
         if let Some(response) = self.response().filter(|r| !r.complete) {
             return format!(
                 "the response stalled after {} bytes ({waited})",
@@ -88,6 +98,7 @@ impl Outcome {
         // the path damages or cuts them (seen under `quicprobe impair
         // --truncate`); "nothing listens" would send the user the wrong way.
         let unreadable_answer = self
+            .handshake
             .flights
             .map(|flights| flights.server_flight)
             .filter(|answer| answer.datagrams > 0);
@@ -100,7 +111,7 @@ impl Outcome {
             ),
             (None | Some(Stage::ClientHelloSent { .. }), None) => format!(
                 "no answer to the Initial after {waited}: nothing listens on UDP {} or UDP is blocked",
-                self.addr
+                self.peer.addr
             ),
             (Some(stage), _) => format!(
                 "the handshake stalled after {} ({waited})",
@@ -110,7 +121,7 @@ impl Outcome {
     }
 
     fn explain_close(&self) -> String {
-        if let Some(offered) = self.stages.iter().find_map(|s| match &s.stage {
+        if let Some(offered) = self.handshake.stages.iter().find_map(|s| match &s.stage {
             Stage::VersionNegotiation { offered } => Some(offered),
             _ => None,
         }) {
@@ -120,7 +131,7 @@ impl Outcome {
                 offered.join(", ")
             );
         }
-        let Some(close) = &self.close else {
+        let Some(close) = &self.end.close else {
             return "the connection closed before the handshake completed, without a \
                     CONNECTION_CLOSE (a stateless reset, or the server dropped it)"
                 .into();
@@ -158,7 +169,8 @@ impl Outcome {
     }
 
     fn offered_alpns(&self) -> Vec<String> {
-        self.stages
+        self.handshake
+            .stages
             .iter()
             .find_map(|s| match &s.stage {
                 Stage::ClientHelloSent { alpns, .. } => Some(alpns.clone()),

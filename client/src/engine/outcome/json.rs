@@ -25,38 +25,40 @@ impl Outcome {
     }
 
     fn json_view(&self) -> OutcomeJson<'_> {
-        let analysis = self.analysis.as_ref();
+        let analysis = self.chain.analysis.as_ref();
         OutcomeJson {
             exit_code: self.exit_code(),
-            outcome: self.kind.name(),
+            outcome: self.end.kind.name(),
             explanation: self.explain(),
-            target: &self.target,
-            address: self.addr.to_string(),
+            target: &self.peer.target,
+            address: self.peer.addr.to_string(),
             refused_before: self
+                .peer
                 .refused_before
                 .iter()
                 .map(ToString::to_string)
                 .collect(),
-            close: self.close.as_ref(),
-            stages: &self.stages,
-            alpn: self.alpn.as_deref(),
-            quic_version: &self.quic_version,
-            tls: &self.tls,
-            stats: &self.stats,
-            handshake_ms: self.handshake_ms,
-            flights: self.flights.as_ref(),
-            idle_end: self.idle_end.as_ref(),
-            aioquic_verdict: self.checked.as_ref().and_then(|c| c.aioquic.as_ref()),
-            server_implementation: self.server_guess.as_ref(),
-            aia: self.aia.as_ref(),
-            stapled: self.checked.as_ref().map(|c| c.stapled),
-            insecure: self.insecure,
-            session: self.session.as_ref(),
-            insecure_override: self.kind == OutcomeKind::Ok && !self.insecure_warning().is_empty(),
+            close: self.end.close.as_ref(),
+            stages: &self.handshake.stages,
+            alpn: self.handshake.alpn.as_deref(),
+            quic_version: &self.handshake.quic_version,
+            tls: &self.handshake.tls,
+            stats: &self.end.stats,
+            handshake_ms: self.handshake.handshake_ms,
+            flights: self.handshake.flights.as_ref(),
+            idle_end: self.end.idle_end.as_ref(),
+            aioquic_verdict: self.chain.checked.as_ref().and_then(|c| c.aioquic.as_ref()),
+            server_implementation: self.peer.server_guess.as_ref(),
+            aia: self.chain.aia.as_ref(),
+            stapled: self.chain.checked.as_ref().map(|c| c.stapled),
+            insecure: self.chain.insecure,
+            session: self.handshake.session.as_ref(),
+            insecure_override: self.end.kind == OutcomeKind::Ok
+                && !self.insecure_warning().is_empty(),
             response: self.response(),
-            responses: &self.responses,
-            request_error: self.request_error.as_deref(),
-            elapsed_ms: self.elapsed.as_secs_f64() * 1000.0,
+            responses: &self.application.responses,
+            request_error: self.application.request_error.as_deref(),
+            elapsed_ms: self.end.elapsed.as_secs_f64() * 1000.0,
             verdict: analysis.map(|a| &a.verdict),
             chain: analysis.map(|a| a.chain.as_slice()),
             warnings: analysis.map(|a| a.warnings.as_slice()),

@@ -77,48 +77,81 @@ pub struct Stats {
     pub lost: usize,
 }
 
-/// Everything known about one finished connection attempt.
+/// Everything known about one finished connection attempt, in five
+/// records: who and where, the handshake, the chain and its verdict, the
+/// application, and how it ended.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    pub kind: OutcomeKind,
+    pub peer: Peer,
+    pub handshake: Handshake,
+    pub chain: ChainCheck,
+    pub application: Application,
+    pub end: End,
+}
+
+/// Who was dialled, where, and who answered.
+#[derive(Debug, Clone)]
+pub struct Peer {
     pub target: String,
     pub addr: SocketAddr,
+    /// Addresses of the target that refused before `addr` was tried.
+    pub refused_before: Vec<SocketAddr>,
     /// Our source connection ID, hex (aioquic's trace shows its first 8 bytes).
     pub connection_id: String,
+    /// Which implementation the server seems to be, once it has said enough.
+    pub server_guess: Option<ServerGuess>,
+}
+
+/// The handshake: its stages and what they settled.
+#[derive(Debug, Clone)]
+pub struct Handshake {
     pub stages: Vec<StageEvent>,
+    pub quic_version: String,
+    pub alpn: Option<String>,
+    pub tls: TlsSummary,
+    /// Milliseconds to the completed handshake, when it completed.
+    pub handshake_ms: Option<f64>,
+    /// The handshake's flights and the anti-amplification limit.
+    pub flights: Option<FlightReport>,
+    /// When our first Handshake packet went out and the Initial keys with it.
+    pub initial_keys_dropped_ms: Option<f64>,
+    /// `--session-file`: resumption and 0-RTT.
+    pub session: Option<SessionReport>,
+}
+
+/// The server's chain: the verdict reached in the handshake, its
+/// explanation, and what fetching its missing issuers showed.
+#[derive(Debug, Clone, Default)]
+pub struct ChainCheck {
     pub checked: Option<CheckedChain>,
     /// The verifier's explanation of the chain, filled in by the caller.
     pub analysis: Option<Analysis>,
-    pub close: Option<Close>,
-    pub alpn: Option<String>,
-    pub quic_version: String,
-    pub tls: TlsSummary,
-    pub stats: Stats,
-    pub elapsed: Duration,
-    /// Milliseconds to the completed handshake, when it completed.
-    pub handshake_ms: Option<f64>,
+    /// `--aia-fetch`: what fetching the missing issuers showed.
+    pub aia: Option<AiaReport>,
+    /// `--insecure` was in effect: a rejected chain would not stop it.
+    pub insecure: bool,
+}
+
+/// What was asked of the server once connected.
+#[derive(Debug, Clone, Default)]
+pub struct Application {
     /// Every request's answer, in request order (`get` makes several).
     pub responses: Vec<Response>,
     /// The bodies bound for stdout, in request order (never in the JSON).
     pub stdout_bodies: Vec<Vec<u8>>,
-    /// Why that GET could not be made.
+    /// Why the requests could not be made.
     pub request_error: Option<String>,
-    /// Addresses of the target that refused before `addr` was tried.
-    pub refused_before: Vec<SocketAddr>,
-    /// The handshake's flights and the anti-amplification limit.
-    pub flights: Option<FlightReport>,
+}
+
+/// How the connection ended.
+#[derive(Debug, Clone)]
+pub struct End {
+    pub kind: OutcomeKind,
+    pub close: Option<Close>,
     /// An established connection that an idle timeout ended.
     pub idle_end: Option<IdleEnd>,
-    /// Which implementation the server seems to be, once it has said enough.
-    pub server_guess: Option<ServerGuess>,
-    /// When our first Handshake packet went out and the Initial keys with it.
-    pub initial_keys_dropped_ms: Option<f64>,
-    /// `--aia-fetch`: what fetching the missing issuer showed.
-    pub aia: Option<AiaReport>,
-    /// `--insecure` was in effect: a rejected chain would not stop it.
-    pub insecure: bool,
-    /// `--session-file`: resumption and 0-RTT.
-    pub session: Option<SessionReport>,
+    pub stats: Stats,
+    pub elapsed: Duration,
 }
 
 impl Outcome {
@@ -149,13 +182,13 @@ impl Outcome {
             .map(|s| s.t_ms);
         let connection_id = hex(&conn.source_id());
         let mut outcome = Self::bare(kind, target.authority(), addr, connection_id, stages);
-        outcome.tls = tls_summary(&outcome.stages);
-        outcome.stats = stats_of(conn);
-        outcome.checked = checked;
-        outcome.close = close;
-        outcome.alpn = alpn;
-        outcome.elapsed = elapsed;
-        outcome.handshake_ms = handshake_ms;
+        outcome.handshake.tls = tls_summary(&outcome.handshake.stages);
+        outcome.end.stats = stats_of(conn);
+        outcome.chain.checked = checked;
+        outcome.end.close = close;
+        outcome.handshake.alpn = alpn;
+        outcome.end.elapsed = elapsed;
+        outcome.handshake.handshake_ms = handshake_ms;
         outcome
     }
 
@@ -169,46 +202,47 @@ impl Outcome {
         stages: Vec<StageEvent>,
     ) -> Self {
         Self {
-            kind,
-            target,
-            addr,
-            connection_id,
-            stages,
-            checked: None,
-            analysis: None,
-            close: None,
-            alpn: None,
-            quic_version: "0x00000001".into(),
-            tls: TlsSummary::default(),
-            stats: Stats::default(),
-            elapsed: Duration::ZERO,
-            handshake_ms: None,
-            responses: Vec::new(),
-            stdout_bodies: Vec::new(),
-            request_error: None,
-            refused_before: Vec::new(),
-            flights: None,
-            idle_end: None,
-            server_guess: None,
-            initial_keys_dropped_ms: None,
-            aia: None,
-            insecure: false,
-            session: None,
+            peer: Peer {
+                target,
+                addr,
+                refused_before: Vec::new(),
+                connection_id,
+                server_guess: None,
+            },
+            handshake: Handshake {
+                stages,
+                quic_version: "0x00000001".into(),
+                alpn: None,
+                tls: TlsSummary::default(),
+                handshake_ms: None,
+                flights: None,
+                initial_keys_dropped_ms: None,
+                session: None,
+            },
+            chain: ChainCheck::default(),
+            application: Application::default(),
+            end: End {
+                kind,
+                close: None,
+                idle_end: None,
+                stats: Stats::default(),
+                elapsed: Duration::ZERO,
+            },
         }
     }
 
     pub fn exit_code(&self) -> u8 {
-        self.kind.exit_code()
+        self.end.kind.exit_code()
     }
 
     /// The last stage reached.
     pub fn last_stage(&self) -> Option<&Stage> {
-        self.stages.last().map(|s| &s.stage)
+        self.handshake.stages.last().map(|s| &s.stage)
     }
 
     /// The answer to the GET an https:// URL asks for: the first request's.
     pub fn response(&self) -> Option<&Response> {
-        self.responses.first()
+        self.application.responses.first()
     }
 }
 

@@ -21,7 +21,7 @@ impl Probe {
             self.save_session();
             self.note_loss_recovery();
             let mut outcome = self.outcome();
-            outcome.stdout_bodies = self
+            outcome.application.stdout_bodies = self
                 .requests
                 .as_mut()
                 .map(Requests::take_stdout_bodies)
@@ -42,12 +42,15 @@ impl Probe {
             &self.conn,
             self.started.elapsed(),
         );
-        outcome.responses = self.responses();
-        outcome.request_error.clone_from(&self.request_error);
-        outcome.idle_end = self.idle_end();
-        outcome.initial_keys_dropped_ms = self.initial_keys_dropped_ms;
-        outcome.insecure = self.settings.insecure;
-        outcome.session = self.settings.session_file.as_ref().map(|_| SessionReport {
+        outcome.application.responses = self.responses();
+        outcome
+            .application
+            .request_error
+            .clone_from(&self.request_error);
+        outcome.end.idle_end = self.idle_end();
+        outcome.handshake.initial_keys_dropped_ms = self.initial_keys_dropped_ms;
+        outcome.chain.insecure = self.settings.insecure;
+        outcome.handshake.session = self.settings.session_file.as_ref().map(|_| SessionReport {
             offered: self.session_offered,
             resumed: self.conn.is_resumed(),
             early_data: self
@@ -55,10 +58,11 @@ impl Probe {
                 .then(|| session::early_data_reason(self.conn.early_data_reason())),
         });
         // Nothing to say about flights when the server never answered.
-        outcome.flights = Some(self.flights.report()).filter(|f| f.server_flight.datagrams > 0);
-        outcome.server_guess = self.conn.peer_transport_params().map(|params| {
+        outcome.handshake.flights =
+            Some(self.flights.report()).filter(|f| f.server_flight.datagrams > 0);
+        outcome.peer.server_guess = self.conn.peer_transport_params().map(|params| {
             let mut traits = ServerTraits::from_params(params);
-            traits.group.clone_from(&outcome.tls.group);
+            traits.group.clone_from(&outcome.handshake.tls.group);
             fingerprint::guess(&traits)
         });
         outcome
