@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use crate::engine::handshake::{self, CertCompression, Stage, StageEvent, TlsMessage, Traffic};
-use crate::engine::outcome::{Close, Outcome, OutcomeKind, Side};
+use crate::engine::outcome::{Close, End, Outcome, OutcomeKind, Side};
 use crate::engine::target::{ConnectTo, ResolveEntry, Target};
 use crate::report::trace::{self, TraceStyle};
 use crate::scan;
@@ -122,9 +122,12 @@ fn fuzzed_outcome(bytes: &mut Bytes) -> Outcome {
         connection_id,
         stages,
     );
-    outcome.end.close = close;
+    outcome.end = End {
+        close,
+        elapsed,
+        ..outcome.end
+    };
     outcome.handshake.alpn = alpn;
-    outcome.end.elapsed = elapsed;
     outcome.handshake.initial_keys_dropped_ms = initial_keys_dropped_ms;
     outcome.chain.insecure = insecure;
     outcome

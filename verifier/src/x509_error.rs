@@ -393,37 +393,37 @@ mod tests {
         }
     }
 
+    /// (first, second, the one `most_specific` must pick): the higher rank
+    /// either way round, and the first of two equals.
     #[test]
-    fn most_specific_picks_the_higher_rank_either_way_round() {
+    fn most_specific_picks_the_higher_rank_and_keeps_the_first_of_equals() {
         use X509Error::*;
-        assert_eq!(
-            X509Error::most_specific(UnableToGetIssuerCertLocally, HostnameMismatch),
-            HostnameMismatch
-        );
-        assert_eq!(
-            X509Error::most_specific(HostnameMismatch, UnableToGetIssuerCertLocally),
-            HostnameMismatch
-        );
-        assert_eq!(
-            X509Error::most_specific(CertSignatureFailure, UnableToGetIssuerCert),
-            CertSignatureFailure
-        );
-        assert_eq!(
-            X509Error::most_specific(CertHasExpired, HostnameMismatch),
-            CertHasExpired
-        );
-    }
-
-    #[test]
-    fn most_specific_keeps_the_first_of_two_equals() {
-        use X509Error::*;
-        assert_eq!(
-            X509Error::most_specific(CertNotYetValid, CertHasExpired),
-            CertNotYetValid
-        );
-        assert_eq!(
-            X509Error::most_specific(CertHasExpired, CertNotYetValid),
-            CertHasExpired
-        );
+        let cases = [
+            (
+                UnableToGetIssuerCertLocally,
+                HostnameMismatch,
+                HostnameMismatch,
+            ),
+            (
+                HostnameMismatch,
+                UnableToGetIssuerCertLocally,
+                HostnameMismatch,
+            ),
+            (
+                CertSignatureFailure,
+                UnableToGetIssuerCert,
+                CertSignatureFailure,
+            ),
+            (CertHasExpired, HostnameMismatch, CertHasExpired),
+            (CertNotYetValid, CertHasExpired, CertNotYetValid),
+            (CertHasExpired, CertNotYetValid, CertHasExpired),
+        ];
+        for (first, second, wanted) in cases {
+            assert_eq!(
+                X509Error::most_specific(first, second),
+                wanted,
+                "{first:?} vs {second:?}"
+            );
+        }
     }
 }
