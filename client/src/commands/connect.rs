@@ -163,7 +163,9 @@ fn repeat_report(outcomes: &[Outcome], wall: Duration, json: bool) -> String {
         .count();
     let median = percentile(&times, 50);
     let p90 = percentile(&times, 90);
-    let rate = outcomes.len() as f64 / wall.as_secs_f64().max(1e-9);
+    // Handshakes per second count only those that completed: with none,
+    // there is no rate to report.
+    let rate = (successes > 0).then(|| successes as f64 / wall.as_secs_f64().max(1e-9));
     let failures: Vec<String> = outcomes
         .iter()
         .filter(|o| o.end.kind != OutcomeKind::Ok)
@@ -184,14 +186,21 @@ fn repeat_report(outcomes: &[Outcome], wall: Duration, json: bool) -> String {
             })
         );
     }
-    let mut out = format!(
-        "{successes}/{} connections succeeded in {:.2} s ({rate:.0} handshakes/s); \
-         handshake median {} ms, p90 {} ms\n",
-        outcomes.len(),
-        wall.as_secs_f64(),
-        median.map_or_else(|| "-".into(), |m| format!("{m:.1}")),
-        p90.map_or_else(|| "-".into(), |m| format!("{m:.1}")),
-    );
+    let mut out = match rate {
+        Some(rate) => format!(
+            "{successes}/{} connections succeeded in {:.2} s ({rate:.0} handshakes/s); \
+             handshake median {} ms, p90 {} ms\n",
+            outcomes.len(),
+            wall.as_secs_f64(),
+            median.map_or_else(|| "-".into(), |m| format!("{m:.1}")),
+            p90.map_or_else(|| "-".into(), |m| format!("{m:.1}")),
+        ),
+        None => format!(
+            "0/{} connections succeeded in {:.2} s: no handshake completed\n",
+            outcomes.len(),
+            wall.as_secs_f64(),
+        ),
+    };
     for line in failures {
         let _ = writeln!(out, "{line}");
     }
@@ -205,4 +214,53 @@ fn percentile(sorted: &[f64], percent: usize) -> Option<f64> {
     }
     let rank = (percent * sorted.len()).div_ceil(100).max(1);
     sorted.get(rank - 1).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+    use serde_json::Value;
+
+    use super::*;
+
+    fn outcome(kind: OutcomeKind, handshake_ms: Option<f64>) -> Outcome {
+        let mut outcome = Outcome::bare(
+            kind,
+            "localhost:443".into(),
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 443),
+            "00".into(),
+            Vec::new(),
+        );
+        outcome.handshake.handshake_ms = handshake_ms;
+        outcome
+    }
+
+    #[test]
+    fn without_a_success_the_repeat_summary_gives_no_rate() {
+        let outcomes = vec![outcome(OutcomeKind::Timeout, None); 3];
+        let json: Value =
+            serde_json::from_str(&repeat_report(&outcomes, Duration::from_secs(1), true))
+                .expect("JSON");
+        assert_eq!(json["successes"], 0);
+        assert_eq!(json["handshakes_per_second"], Value::Null);
+        let text = repeat_report(&outcomes, Duration::from_secs(1), false);
+        assert!(text.starts_with("0/3 connections succeeded"), "{text}");
+        assert!(!text.contains("handshakes/s"), "{text}");
+    }
+
+    #[test]
+    fn the_rate_counts_completed_handshakes_only() {
+        let outcomes = vec![
+            outcome(OutcomeKind::Ok, Some(2.0)),
+            outcome(OutcomeKind::Ok, Some(4.0)),
+            outcome(OutcomeKind::Timeout, None),
+            outcome(OutcomeKind::Timeout, None),
+        ];
+        let json: Value =
+            serde_json::from_str(&repeat_report(&outcomes, Duration::from_secs(2), true))
+                .expect("JSON");
+        assert_eq!(json["successes"], 2);
+        assert_eq!(json["handshakes_per_second"], 1.0);
+    }
 }
