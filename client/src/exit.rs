@@ -16,3 +16,6 @@ pub const TIMEOUT: u8 = 28;
 pub const HANDSHAKE_FAILED: u8 = 35;
 /// curl's CURLE_PEER_FAILED_VERIFICATION: the server's chain was rejected.
 pub const VERIFICATION_FAILED: u8 = 60;
+/// A shell's code for a run stopped by Ctrl-C (128 + SIGINT): what had
+/// ended is reported, the rest was abandoned.
+pub const INTERRUPTED: u8 = 130;

@@ -10,7 +10,9 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use crate::engine::handshake::{self, CertCompression, Stage, StageEvent, TlsMessage, Traffic};
+use crate::engine::handshake::{
+    self, CertCompression, KeysDropped, Stage, StageEvent, TlsMessage, Traffic,
+};
 use crate::engine::outcome::{Close, End, Outcome, OutcomeKind, Side};
 use crate::engine::target::{ConnectTo, ResolveEntry, Target};
 use crate::report::trace::{self, TraceStyle};
@@ -107,7 +109,10 @@ fn fuzzed_outcome(bytes: &mut Bytes) -> Outcome {
         tls_alert: b.option(Bytes::u8),
     });
     let elapsed = Duration::from_micros(bytes.u64());
-    let initial_keys_dropped_ms = bytes.option(Bytes::f64);
+    let initial_keys_dropped = bytes.option(Bytes::f64).map(|t_ms| KeysDropped {
+        t_ms,
+        after_stage: usize::from(bytes.u8()),
+    });
     let insecure = bytes.bool();
     let mut stages = Vec::new();
     while !bytes.0.is_empty() && stages.len() < MAX_STAGES {
@@ -128,7 +133,7 @@ fn fuzzed_outcome(bytes: &mut Bytes) -> Outcome {
         ..outcome.end
     };
     outcome.handshake.alpn = alpn;
-    outcome.handshake.initial_keys_dropped_ms = initial_keys_dropped_ms;
+    outcome.handshake.initial_keys_dropped = initial_keys_dropped;
     outcome.chain.insecure = insecure;
     outcome
 }

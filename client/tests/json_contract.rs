@@ -14,7 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use quicprobe::engine::handshake::{Stage, StageEvent, Traffic};
+use quicprobe::engine::handshake::{KeysDropped, Stage, StageEvent, Traffic};
 use quicprobe::engine::outcome::{Close, IdleEnd, Outcome, OutcomeKind, SessionReport, Side};
 use quicprobe_verifier::{read_certificates, Analysis, PeerName, TrustStore};
 
@@ -92,7 +92,10 @@ fn seed_outcome() -> Outcome {
         tls_alert: Some(42),
     });
     outcome.end.elapsed = Duration::from_millis(7);
-    outcome.handshake.initial_keys_dropped_ms = Some(5.5);
+    outcome.handshake.initial_keys_dropped = Some(KeysDropped {
+        t_ms: 5.5,
+        after_stage: 3,
+    });
     outcome.chain.analysis = Some(analysis);
     outcome.handshake.session = Some(SessionReport {
         offered: false,

@@ -11,15 +11,17 @@ use serde_json::json;
 use crate::aia::{run_aia_check, FetchSettings};
 use crate::cli::setup::{addressing, prepare, seconds};
 use crate::cli::ConnectArgs;
-use crate::engine::config::{run_jobs, ConnectError};
+use crate::commands::live::{LiveFeed, Show};
+use crate::engine::config::{run_feed, ConnectError};
 use crate::engine::event_loop::Job;
 use crate::engine::outcome::overall_exit_code;
 use crate::engine::outcome::{Outcome, OutcomeKind};
 use crate::engine::target::Target;
-use crate::report::explain::explain_chains;
-use crate::report::trace::{self, TraceStyle};
+use crate::exit;
+use crate::report::explain::explain_chain;
 
-/// What `connect` prints and the exit code it ends with.
+/// What `connect` prints on stdout at the end (the trace went to stderr as
+/// it happened) and the exit code it ends with.
 pub struct ConnectOutput {
     pub stdout: String,
     pub exit_code: u8,
@@ -37,32 +39,105 @@ pub fn run(args: &ConnectArgs, quiet: bool) -> Result<ConnectOutput, ConnectErro
     )?;
     settings.hold = args.hold.map(|hold| seconds("--hold", hold)).transpose()?;
     let trust = setup.trust.clone();
-    let started = Instant::now();
-    let outcomes = run_jobs(jobs, args.concurrency, &setup, &settings)?;
-    let wall = started.elapsed();
-    let (stdout, outcomes) = if args.repeat > 1 {
-        // The summary needs no per-connection explanation.
-        (repeat_report(&outcomes, wall, args.json), outcomes)
-    } else {
-        let mut outcomes = outcomes;
-        // Before the explanation: what the fetch finds is its evidence.
-        if args.aia_fetch {
-            fetch_missing_issuers(&mut outcomes, &trust, args.aia_connect_to);
+    let planned = jobs.len();
+    let repeat = args.repeat > 1;
+    let aia_fetch = args.aia_fetch.then_some(args.aia_connect_to);
+    // Each connection is explained as it ends, so that its trace can end
+    // with the explanation; the AIA fetch first, its evidence.
+    let finish = |mut outcome: Outcome| {
+        if repeat {
+            // The summary needs no per-connection explanation.
+            return outcome;
         }
-        let outcomes = explain_chains(outcomes, &trust);
-        (
-            per_connection_report(&outcomes, args.trace_style, args.json, quiet),
-            outcomes,
-        )
+        if let Some(connect_to) = aia_fetch {
+            fetch_missing_issuers(&mut outcome, &trust, connect_to);
+        }
+        explain_chain(outcome, &trust)
+    };
+    let mut feed = LiveFeed::new(jobs, args.concurrency, show(args, quiet), finish);
+    // Ctrl-C during a run of several connections reports those that ended.
+    let stop = (planned > 1).then(|| feed.stop_flag());
+    let started = Instant::now();
+    run_feed(&mut feed, args.concurrency, &setup, &settings, stop)?;
+    let wall = started.elapsed();
+    let interrupted = feed.was_stopped();
+    let outcomes = feed.into_outcomes();
+    let run = RunSummary {
+        planned,
+        wall,
+        interrupted,
+    };
+    let stdout = if repeat {
+        repeat_report(&outcomes, &run, args.json)
+    } else {
+        if interrupted {
+            eprintln!("{}", run.interrupted_line(outcomes.len()));
+        }
+        json_lines(&outcomes, args.json)
     };
     if let Some(path) = &args.json_file {
         write_json_lines(path, &outcomes)?;
     }
+    let exit_code = if interrupted {
+        exit::INTERRUPTED
+    } else {
+        overall_exit_code(&outcomes)
+    };
     Ok(ConnectOutput {
         stdout,
-        exit_code: overall_exit_code(&outcomes),
+        exit_code,
         outcomes,
     })
+}
+
+/// What is printed of each connection as it goes: with `--json` nothing
+/// (the objects come at the end, in job order), with `--repeat` the last
+/// line of the first failures, with `-q` each last line, else the trace.
+fn show(args: &ConnectArgs, quiet: bool) -> Show {
+    if args.json {
+        Show::Nothing
+    } else if args.repeat > 1 {
+        Show::Failures {
+            limit: FAILURES_SHOWN,
+        }
+    } else if quiet && !args.trace_style.is_data() {
+        Show::SummaryLine
+    } else {
+        Show::Trace(args.trace_style)
+    }
+}
+
+/// With `--repeat`, how many failing connections get their last line.
+const FAILURES_SHOWN: usize = 5;
+
+/// How a run went as a whole.
+struct RunSummary {
+    planned: usize,
+    wall: Duration,
+    /// Ctrl-C stopped it.
+    interrupted: bool,
+}
+
+impl RunSummary {
+    fn interrupted_line(&self, ended: usize) -> String {
+        format!(
+            "quicprobe: interrupted after {:.2} s: {ended} of {} connections ended; \
+             the rest were abandoned",
+            self.wall.as_secs_f64(),
+            self.planned
+        )
+    }
+}
+
+/// `--json`: one object per connection, one per line.
+fn json_lines(outcomes: &[Outcome], json: bool) -> String {
+    if !json {
+        return String::new();
+    }
+    outcomes
+        .iter()
+        .map(|outcome| format!("{}\n", outcome.to_json()))
+        .collect()
 }
 
 /// `--json-file`: the outcomes as JSON Lines.
@@ -77,10 +152,11 @@ fn write_json_lines(path: &std::path::Path, outcomes: &[Outcome]) -> Result<(), 
     })
 }
 
-/// `--aia-fetch`: for each chain rejected for a missing issuer with an AIA
-/// URL, fetch it and verify again, after the event loop (a fetch blocks).
+/// `--aia-fetch`: a chain rejected for a missing issuer with an AIA URL
+/// gets it fetched and verified again. A fetch blocks the loop (2 s, up to 4
+/// hops at most), which only connections in flight beside it notice.
 fn fetch_missing_issuers(
-    outcomes: &mut [Outcome],
+    outcome: &mut Outcome,
     trust: &TrustStore,
     connect_to: Option<std::net::SocketAddr>,
 ) {
@@ -88,18 +164,16 @@ fn fetch_missing_issuers(
         connect_to,
         ..FetchSettings::default()
     };
-    for outcome in outcomes {
-        let Some(checked) = outcome
-            .chain
-            .checked
-            .as_ref()
-            .filter(|c| !c.verdict.accepted)
-        else {
-            continue;
-        };
-        let name = checked.verdict.peer_name.clone();
-        outcome.chain.aia = run_aia_check(&checked.chain, trust, name.as_ref(), &settings);
-    }
+    let Some(checked) = outcome
+        .chain
+        .checked
+        .as_ref()
+        .filter(|c| !c.verdict.accepted)
+    else {
+        return;
+    };
+    let name = checked.verdict.peer_name.clone();
+    outcome.chain.aia = run_aia_check(&checked.chain, trust, name.as_ref(), &settings);
 }
 
 fn jobs(args: &ConnectArgs) -> Result<Vec<Job>, ConnectError> {
@@ -124,33 +198,10 @@ fn jobs(args: &ConnectArgs) -> Result<Vec<Job>, ConnectError> {
     Ok(jobs)
 }
 
-fn per_connection_report(
-    outcomes: &[Outcome],
-    style: TraceStyle,
-    json: bool,
-    quiet: bool,
-) -> String {
-    let mut out = String::new();
-    for (index, outcome) in outcomes.iter().enumerate() {
-        if json {
-            let _ = writeln!(out, "{}", outcome.to_json());
-            continue;
-        }
-        if quiet && style == TraceStyle::Native {
-            let _ = writeln!(out, "{}", trace::summary_line(outcome));
-            continue;
-        }
-        out.push_str(&trace::render(outcome, style, index));
-        // The native trace ends with it already; a JSON stream must stay JSON.
-        if style == TraceStyle::Aioquic {
-            let _ = writeln!(out, "{}", trace::summary_line(outcome));
-        }
-    }
-    out
-}
-
-/// `--repeat`: how many succeeded, and handshake times among those.
-fn repeat_report(outcomes: &[Outcome], wall: Duration, json: bool) -> String {
+/// `--repeat`: how many succeeded, and handshake times among those. The
+/// failures' last lines went to stderr as they ended (the first few); this
+/// comes last, on stdout.
+fn repeat_report(outcomes: &[Outcome], run: &RunSummary, json: bool) -> String {
     let mut times: Vec<f64> = outcomes
         .iter()
         .filter(|o| o.end.kind == OutcomeKind::Ok)
@@ -163,47 +214,49 @@ fn repeat_report(outcomes: &[Outcome], wall: Duration, json: bool) -> String {
         .count();
     let median = percentile(&times, 50);
     let p90 = percentile(&times, 90);
+    let wall = run.wall.as_secs_f64();
     // Handshakes per second count only those that completed: with none,
     // there is no rate to report.
-    let rate = (successes > 0).then(|| successes as f64 / wall.as_secs_f64().max(1e-9));
-    let failures: Vec<String> = outcomes
-        .iter()
-        .filter(|o| o.end.kind != OutcomeKind::Ok)
-        .take(5)
-        .map(trace::summary_line)
-        .collect();
+    let rate = (successes > 0).then(|| successes as f64 / wall.max(1e-9));
     if json {
         return format!(
             "{}\n",
             json!({
                 "connections": outcomes.len(),
+                "planned": run.planned,
+                "interrupted": run.interrupted,
                 "successes": successes,
                 "median_handshake_ms": median,
                 "p90_handshake_ms": p90,
-                "wall_ms": wall.as_secs_f64() * 1000.0,
+                "wall_ms": wall * 1000.0,
                 "handshakes_per_second": rate,
-                "exit_code": overall_exit_code(outcomes),
+                "exit_code": if run.interrupted { exit::INTERRUPTED } else { overall_exit_code(outcomes) },
             })
         );
     }
-    let mut out = match rate {
-        Some(rate) => format!(
-            "{successes}/{} connections succeeded in {:.2} s ({rate:.0} handshakes/s); \
-             handshake median {} ms, p90 {} ms\n",
+    let mut out = String::new();
+    let unshown = (outcomes.len() - successes).saturating_sub(FAILURES_SHOWN);
+    if unshown > 0 {
+        let _ = writeln!(out, "({unshown} more failed connections not shown)");
+    }
+    if run.interrupted {
+        let _ = writeln!(out, "{}", run.interrupted_line(outcomes.len()));
+    }
+    let _ = match rate {
+        Some(rate) => writeln!(
+            out,
+            "{successes}/{} connections succeeded in {wall:.2} s ({rate:.0} handshakes/s); \
+             handshake median {} ms, p90 {} ms",
             outcomes.len(),
-            wall.as_secs_f64(),
             median.map_or_else(|| "-".into(), |m| format!("{m:.1}")),
             p90.map_or_else(|| "-".into(), |m| format!("{m:.1}")),
         ),
-        None => format!(
-            "0/{} connections succeeded in {:.2} s: no handshake completed\n",
+        None => writeln!(
+            out,
+            "0/{} connections succeeded in {wall:.2} s: no handshake completed",
             outcomes.len(),
-            wall.as_secs_f64(),
         ),
     };
-    for line in failures {
-        let _ = writeln!(out, "{line}");
-    }
     out
 }
 
@@ -236,15 +289,22 @@ mod tests {
         outcome
     }
 
+    fn run(seconds: u64) -> RunSummary {
+        RunSummary {
+            planned: 4,
+            wall: Duration::from_secs(seconds),
+            interrupted: false,
+        }
+    }
+
     #[test]
     fn without_a_success_the_repeat_summary_gives_no_rate() {
         let outcomes = vec![outcome(OutcomeKind::Timeout, None); 3];
         let json: Value =
-            serde_json::from_str(&repeat_report(&outcomes, Duration::from_secs(1), true))
-                .expect("JSON");
+            serde_json::from_str(&repeat_report(&outcomes, &run(1), true)).expect("JSON");
         assert_eq!(json["successes"], 0);
         assert_eq!(json["handshakes_per_second"], Value::Null);
-        let text = repeat_report(&outcomes, Duration::from_secs(1), false);
+        let text = repeat_report(&outcomes, &run(1), false);
         assert!(text.starts_with("0/3 connections succeeded"), "{text}");
         assert!(!text.contains("handshakes/s"), "{text}");
     }
@@ -258,8 +318,7 @@ mod tests {
             outcome(OutcomeKind::Timeout, None),
         ];
         let json: Value =
-            serde_json::from_str(&repeat_report(&outcomes, Duration::from_secs(2), true))
-                .expect("JSON");
+            serde_json::from_str(&repeat_report(&outcomes, &run(2), true)).expect("JSON");
         assert_eq!(json["successes"], 2);
         assert_eq!(json["handshakes_per_second"], 1.0);
     }

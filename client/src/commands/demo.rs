@@ -9,7 +9,8 @@ use std::time::Duration;
 use quicprobe_verifier::{AlertStyle, ClientFamily, TrustStore};
 
 use crate::cli::DemoArgs;
-use crate::engine::config::{run_jobs, ClientSetup, ConnectError};
+use crate::commands::live::{LiveFeed, Show};
+use crate::engine::config::{run_feed, ClientSetup, ConnectError};
 use crate::engine::event_loop::Job;
 use crate::engine::outcome::{Outcome, OutcomeKind};
 use crate::engine::probe::ProbeSettings;
@@ -18,8 +19,8 @@ use crate::engine::target::Target;
 use crate::exit;
 use crate::lab::scenario::find_scenario;
 use crate::lab::{self, LabError, LabEvent, LabSpec};
-use crate::report::explain::explain_chains;
-use crate::report::trace::{self, TraceStyle};
+use crate::report::explain::explain_chain;
+use crate::report::trace::TraceStyle;
 
 /// One act of the demo: a scenario and what must happen.
 struct Act {
@@ -41,13 +42,13 @@ const ACTS: [Act; 2] = [
     },
 ];
 
-/// What the demo printed and whether both acts went as expected.
+/// What the demo prints on stdout at the end (`--json`; the acts went to
+/// stderr as they played) and whether both acts went as expected.
 pub struct DemoOutput {
     pub stdout: String,
     pub exit_code: u8,
 }
 
-/// Runs both acts.
 /// Why the demo could not play.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
@@ -64,36 +65,26 @@ pub enum DemoError {
     NoOutcome,
 }
 
+/// Runs both acts: each act's trace on stderr as it happens, as `connect`
+/// prints it, then what the lab saw and the verdict matrix.
 pub fn run(args: &DemoArgs) -> Result<DemoOutput, DemoError> {
-    let mut out = String::new();
+    let mut json = String::new();
     let mut as_expected = true;
     for (number, act) in ACTS.iter().enumerate() {
-        let (outcome, server_saw) = play(act)?;
+        if !args.json {
+            eprintln!("== {}. {}", number + 1, act.title);
+        }
+        let (outcome, server_saw) = play(act, !args.json)?;
         let matched = outcome.end.kind == act.expected;
         as_expected &= matched;
         if args.json {
-            let _ = writeln!(out, "{}", outcome.to_json());
+            let _ = writeln!(json, "{}", outcome.to_json());
             continue;
         }
-        let _ = writeln!(out, "== {}. {}", number + 1, act.title);
-        out.push_str(&trace::render(&outcome, TraceStyle::Native, number));
-        let _ = writeln!(out, "* The lab saw: {}", server_saw.join("; "));
-        if let Some(analysis) = &outcome.chain.analysis {
-            out.push_str(&verdict_matrix(analysis));
-        }
-        if !matched {
-            let _ = writeln!(
-                out,
-                "demo: expected {}, got {}",
-                act.expected.name(),
-                outcome.end.kind.name()
-            );
-        }
-        out.push('\n');
+        eprint!("{}", act_epilogue(act, &outcome, &server_saw, matched));
     }
     if !args.json {
-        let _ = writeln!(
-            out,
+        eprintln!(
             "demo: {}",
             if as_expected {
                 "both outcomes as expected (full chain: ok; leaf only: verification failed, exit 60)"
@@ -103,7 +94,7 @@ pub fn run(args: &DemoArgs) -> Result<DemoOutput, DemoError> {
         );
     }
     Ok(DemoOutput {
-        stdout: out,
+        stdout: json,
         exit_code: if as_expected {
             exit::OK
         } else {
@@ -112,8 +103,29 @@ pub fn run(args: &DemoArgs) -> Result<DemoOutput, DemoError> {
     })
 }
 
-/// Serves the act's scenario in-process and connects to it once.
-fn play(act: &Act) -> Result<(Outcome, Vec<String>), DemoError> {
+/// After an act's trace: what the lab saw, which clients would accept the
+/// chain, and whether the act went as expected.
+fn act_epilogue(act: &Act, outcome: &Outcome, server_saw: &[String], matched: bool) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "* The lab saw: {}", server_saw.join("; "));
+    if let Some(analysis) = &outcome.chain.analysis {
+        out.push_str(&verdict_matrix(analysis));
+    }
+    if !matched {
+        let _ = writeln!(
+            out,
+            "demo: expected {}, got {}",
+            act.expected.name(),
+            outcome.end.kind.name()
+        );
+    }
+    out.push('\n');
+    out
+}
+
+/// Serves the act's scenario in-process and connects to it once, its trace
+/// on stderr as it goes when `traced`.
+fn play(act: &Act, traced: bool) -> Result<(Outcome, Vec<String>), DemoError> {
     let dir = find_scenario(act.scenario)
         .ok_or_else(|| DemoError::ScenarioNotFound(act.scenario.to_owned()))?;
     let listen = "127.0.0.1:0".parse().expect("literal address");
@@ -142,9 +154,17 @@ fn play(act: &Act) -> Result<(Outcome, Vec<String>), DemoError> {
         Duration::from_secs(10),
         setup.idle_timeout,
     );
-    let job = Job::new(target, lab.addr());
-    let outcomes = run_jobs(vec![job], 1, &setup, &settings)?;
-    let outcome = explain_chains(outcomes, &trust)
+    let show = if traced {
+        Show::Trace(TraceStyle::Native)
+    } else {
+        Show::Nothing
+    };
+    let mut feed = LiveFeed::new(vec![Job::new(target, lab.addr())], 1, show, |outcome| {
+        explain_chain(outcome, &trust)
+    });
+    run_feed(&mut feed, 1, &setup, &settings, None)?;
+    let outcome = feed
+        .into_outcomes()
         .into_iter()
         .next()
         .ok_or(DemoError::NoOutcome)?;

@@ -9,13 +9,14 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::setup::{addressing, prepare, seconds};
 use crate::cli::GetArgs;
-use crate::engine::config::{run_jobs, ConnectError};
+use crate::commands::live::{LiveFeed, Show};
+use crate::engine::config::{run_feed, ConnectError};
 use crate::engine::event_loop::Job;
 use crate::engine::outcome::overall_exit_code;
 use crate::engine::outcome::{Outcome, OutcomeKind};
 use crate::engine::request::{RequestSpec, SinkSpec};
 use crate::engine::target::Target;
-use crate::report::explain::explain_chains;
+use crate::report::explain::explain_chain;
 use crate::report::trace::{self, TraceStyle};
 
 /// Runs `quicprobe get`: bodies (or JSON) to `out`, traces with `-v` and
@@ -41,18 +42,29 @@ pub fn run(args: &GetArgs, verbose: bool, out: &mut dyn Write) -> Result<u8, Con
         })
         .collect::<Result<Vec<_>, ConnectError>>()?;
     let concurrency = jobs.len().max(1);
-    let outcomes = explain_chains(run_jobs(jobs, concurrency, &setup, &settings)?, &trust);
+    // With -v, each origin's trace goes to stderr as it happens (grouped
+    // per connection when there are several).
+    let show = if verbose {
+        Show::Trace(TraceStyle::Native)
+    } else {
+        Show::Nothing
+    };
+    let mut feed = LiveFeed::new(jobs, concurrency, show, |outcome| {
+        explain_chain(outcome, &trust)
+    });
+    run_feed(&mut feed, concurrency, &setup, &settings, None)?;
+    let outcomes = feed.into_outcomes();
     report(&outcomes, args.json, verbose, out);
     Ok(overall_exit_code(&outcomes))
 }
 
-/// What each outcome prints: bodies or JSON on stdout; on stderr the trace
-/// with `-v`, and curl's one line for anything that went wrong.
+/// What each outcome prints: bodies or JSON on stdout; on stderr curl's one
+/// line for anything that went wrong (with -v, the trace ended with it).
 fn report(outcomes: &[Outcome], json: bool, verbose: bool, out: &mut dyn Write) {
     for outcome in outcomes {
-        if verbose {
-            eprint!("{}", trace::render(outcome, TraceStyle::Native, 0));
-        } else if outcome.end.kind != OutcomeKind::Ok || !outcome.insecure_warning().is_empty() {
+        let worth_a_line =
+            outcome.end.kind != OutcomeKind::Ok || !outcome.insecure_warning().is_empty();
+        if !verbose && worth_a_line {
             eprintln!("{}", trace::summary_line(outcome));
         }
         // A closed pipe (`quicprobe get ... | head`) ends the output, not the run.

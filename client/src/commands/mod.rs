@@ -6,6 +6,7 @@ pub mod connect;
 pub mod demo;
 pub mod get;
 pub mod impair;
+pub mod live;
 pub mod scan;
 pub mod serve;
 pub mod verify;

@@ -3,6 +3,7 @@
 //! invariant: nothing may call SSL_CTX_set_verify after it), and the run of
 //! a list of jobs on one event loop with it.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,9 +12,8 @@ use quicprobe_verifier::{
     install, AlertStyle, InputError, OnReject, Policy, TrustStore, VerdictSlot,
 };
 
-use super::event_loop::{self, Job};
+use super::event_loop::{self, EventLoop, JobFeed};
 use super::message_callback::install_message_callback;
-use super::outcome::Outcome;
 use super::probe::{ProbeSettings, MAX_DATAGRAM};
 use super::target::TargetError;
 
@@ -121,14 +121,22 @@ pub fn quic_config(setup: &ClientSetup) -> Result<(quiche::Config, VerdictSlot),
     Ok((config, slot))
 }
 
-/// Runs jobs on one event loop with one client configuration.
-pub fn run_jobs(
-    jobs: Vec<Job>,
+/// Runs the jobs of a feed on one event loop with one client configuration.
+/// With `stop`, Ctrl-C and SIGTERM set it and wake the loop, which then ends
+/// with what it has (the feed keeps the outcomes of the jobs that ended).
+pub fn run_feed(
+    feed: &mut dyn JobFeed,
     concurrency: usize,
     setup: &ClientSetup,
     settings: &ProbeSettings,
-) -> Result<Vec<Outcome>, ConnectError> {
+    stop: Option<Arc<AtomicBool>>,
+) -> Result<(), ConnectError> {
     let (mut config, slot) = quic_config(setup)?;
-    event_loop::run(jobs, concurrency, &mut config, &slot, settings)
+    let event_loop = EventLoop::new(concurrency).map_err(ConnectError::EventLoop)?;
+    if let Some(stop) = stop {
+        event_loop::stop_on_signals(stop, event_loop.waker()).map_err(ConnectError::EventLoop)?;
+    }
+    event_loop
+        .run(feed, &mut config, &slot, settings)
         .map_err(ConnectError::EventLoop)
 }

@@ -11,6 +11,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,6 +19,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use quicprobe_verifier::VerdictSlot;
 
 use crate::engine::datapath::Scratch;
+use crate::engine::handshake::{ConnectionStart, KeysDropped, StageEvent};
 use crate::engine::outcome::{Outcome, OutcomeKind};
 use crate::engine::probe::{Probe, ProbeSettings};
 use crate::engine::target::Target;
@@ -79,6 +81,29 @@ pub trait JobFeed {
     fn is_open(&self) -> bool;
     /// A job's outcome, once its last address has been tried.
     fn finished(&mut self, index: usize, outcome: Outcome) -> io::Result<()>;
+    /// Whether the feed shows connections as they go: only then are
+    /// [`JobFeed::started`], [`JobFeed::refused`] and [`JobFeed::progressed`]
+    /// called (a scan of thousands of targets has no use for them).
+    fn is_live(&self) -> bool {
+        false
+    }
+    /// A job's connection started on one of its addresses.
+    fn started(&mut self, index: usize, start: &ConnectionStart) {
+        let _ = (index, start);
+    }
+    /// A job's address refused; the next one is tried.
+    fn refused(&mut self, index: usize, addr: SocketAddr) {
+        let _ = (index, addr);
+    }
+    /// A job's connection reached new stages: `stages` holds all so far.
+    fn progressed(&mut self, index: usize, stages: &[StageEvent], keys: Option<KeysDropped>) {
+        let _ = (index, stages, keys);
+    }
+    /// Whether the run should stop now (Ctrl-C): jobs not yet started are
+    /// dropped, and connections in flight are abandoned without an outcome.
+    fn stop_requested(&self) -> bool {
+        false
+    }
     /// A job that could not even open its socket on any of its addresses
     /// (e.g. IPv6 on a host without it). By default the whole run fails.
     fn could_not_start(&mut self, index: usize, job: &Job, error: io::Error) -> io::Result<()> {
@@ -181,6 +206,9 @@ impl EventLoop {
         // One copy for the whole run, shared by every probe.
         let settings = Arc::new(settings.clone());
         loop {
+            if feed.stop_requested() {
+                return Ok(());
+            }
             run.pending.extend(feed.take_ready()?);
             run.start_new(feed, config, &settings)?;
             // A first flight can already end a probe (ECONNREFUSED on send).
@@ -198,6 +226,9 @@ impl EventLoop {
             run.recv_ready(slot);
             run.fire_timers();
             run.flush_sends();
+            if feed.is_live() {
+                run.report_progress(feed);
+            }
             run.collect_finished(feed)?;
         }
     }
@@ -249,7 +280,14 @@ impl Run {
                 Token(fed.index),
                 Interest::READABLE,
             )?;
+            if feed.is_live() {
+                feed.started(fed.index, &probe.start_info());
+            }
             probe.step(&mut self.scratch);
+            if feed.is_live() {
+                let (stages, keys) = probe.progress_so_far();
+                feed.progressed(fed.index, stages, keys);
+            }
             self.active.insert(fed.index, (probe, fed));
         }
         Ok(())
@@ -296,6 +334,14 @@ impl Run {
         }
     }
 
+    /// Hands the live feed what each connection reached since the last turn.
+    fn report_progress(&self, feed: &mut dyn JobFeed) {
+        for (index, (probe, _)) in &self.active {
+            let (stages, keys) = probe.progress_so_far();
+            feed.progressed(*index, stages, keys);
+        }
+    }
+
     fn fire_timers(&mut self) {
         for (probe, _) in self.active.values_mut() {
             probe.fire_timer();
@@ -328,6 +374,9 @@ impl Run {
             if let (OutcomeKind::Refused, Some(next)) = (outcome.end.kind, fed.job.next_address()) {
                 log::info!("{} refused; trying {}", fed.job.addr, next.addr);
                 self.refused.entry(index).or_default().push(fed.job.addr);
+                if feed.is_live() {
+                    feed.refused(index, fed.job.addr);
+                }
                 self.pending.push_front(FedJob { job: next, ..fed });
                 continue;
             }
@@ -336,4 +385,20 @@ impl Run {
         }
         Ok(())
     }
+}
+
+/// Ctrl-C (and SIGTERM) set `stop` and wake the loop, so that the run ends
+/// at once with what it has. The thread lives until the process ends.
+pub fn stop_on_signals(stop: Arc<AtomicBool>, waker: Arc<Waker>) -> io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if signals.forever().next().is_some() {
+                stop.store(true, Ordering::Relaxed);
+                let _ = waker.wake();
+            }
+        })?;
+    Ok(())
 }

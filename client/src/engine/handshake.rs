@@ -3,7 +3,8 @@
 //! directions; QUIC events (Retry, version negotiation, HANDSHAKE_DONE) come
 //! from the connection. Each stage carries its time and the traffic so far.
 
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
@@ -107,6 +108,28 @@ impl StageEvent {
             traffic,
         }
     }
+}
+
+/// What is known when a connection starts.
+#[derive(Debug, Clone)]
+pub struct ConnectionStart {
+    /// `host:port` as dialled.
+    pub target: String,
+    pub addr: SocketAddr,
+    /// Our source connection ID, hex.
+    pub connection_id: String,
+    /// The wall-clock time of the first stage's zero.
+    pub at: SystemTime,
+    /// `--insecure`: a rejected chain does not stop the handshake.
+    pub insecure: bool,
+}
+
+/// When our Initial keys went: the time, and how many stages had been
+/// reached then, so that a trace can place the moment among the stages.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KeysDropped {
+    pub t_ms: f64,
+    pub after_stage: usize,
 }
 
 /// A TLS handshake message as the message callback

@@ -10,27 +10,33 @@ use crate::aia::AiaReport;
 use crate::engine::outcome::Outcome;
 
 /// Adds the verifier's explanation to every outcome that saw a chain.
-pub fn explain_chains(mut outcomes: Vec<Outcome>, trust: &TrustStore) -> Vec<Outcome> {
-    for outcome in &mut outcomes {
-        if let Some(checked) = &outcome.chain.checked {
-            let name = checked.verdict.peer_name.clone();
-            let fetched = outcome
-                .chain
-                .aia
-                .as_ref()
-                .map(AiaReport::evidence)
-                .unwrap_or_default();
-            let evidence = evidence(trust, !checked.verdict.accepted, &fetched);
-            outcome.chain.analysis = Some(Analysis::explain_with(
-                checked.verdict.clone(),
-                &checked.chain,
-                trust,
-                name.as_ref(),
-                evidence,
-            ));
-        }
-    }
+pub fn explain_chains(outcomes: Vec<Outcome>, trust: &TrustStore) -> Vec<Outcome> {
     outcomes
+        .into_iter()
+        .map(|outcome| explain_chain(outcome, trust))
+        .collect()
+}
+
+/// One outcome's chain explained (see [`explain_chains`]).
+pub fn explain_chain(mut outcome: Outcome, trust: &TrustStore) -> Outcome {
+    if let Some(checked) = &outcome.chain.checked {
+        let name = checked.verdict.peer_name.clone();
+        let fetched = outcome
+            .chain
+            .aia
+            .as_ref()
+            .map(AiaReport::evidence)
+            .unwrap_or_default();
+        let evidence = evidence(trust, !checked.verdict.accepted, &fetched);
+        outcome.chain.analysis = Some(Analysis::explain_with(
+            checked.verdict.clone(),
+            &checked.chain,
+            trust,
+            name.as_ref(),
+            evidence,
+        ));
+    }
+    outcome
 }
 
 /// The system bundle, loaded at most once per process: when the person

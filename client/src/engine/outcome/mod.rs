@@ -1,7 +1,7 @@
 //! How a connection attempt ended, in words, as JSON and as an exit code.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use quicprobe_verifier::{Analysis, CheckedChain};
 use serde::Serialize;
@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::aia::AiaReport;
 use crate::engine::fingerprint::ServerGuess;
 use crate::engine::flights::FlightReport;
-use crate::engine::handshake::{Stage, StageEvent};
+use crate::engine::handshake::{ConnectionStart, KeysDropped, Stage, StageEvent};
 use crate::engine::request::Response;
 use crate::engine::target::Target;
 use crate::exit;
@@ -114,7 +114,7 @@ pub struct Handshake {
     /// The handshake's flights and the anti-amplification limit.
     pub flights: Option<FlightReport>,
     /// When our first Handshake packet went out and the Initial keys with it.
-    pub initial_keys_dropped_ms: Option<f64>,
+    pub initial_keys_dropped: Option<KeysDropped>,
     /// `--session-file`: resumption and 0-RTT.
     pub session: Option<SessionReport>,
 }
@@ -216,7 +216,7 @@ impl Outcome {
                 tls: TlsSummary::default(),
                 handshake_ms: None,
                 flights: None,
-                initial_keys_dropped_ms: None,
+                initial_keys_dropped: None,
                 session: None,
             },
             chain: ChainCheck::default(),
@@ -241,6 +241,19 @@ impl Outcome {
     }
 
     /// The answer to the GET an https:// URL asks for: the first request's.
+    /// How the connection started, its wall-clock time counted back from now.
+    pub fn start(&self) -> ConnectionStart {
+        ConnectionStart {
+            target: self.peer.target.clone(),
+            addr: self.peer.addr,
+            connection_id: self.peer.connection_id.clone(),
+            at: SystemTime::now()
+                .checked_sub(self.end.elapsed)
+                .unwrap_or(SystemTime::UNIX_EPOCH),
+            insecure: self.chain.insecure,
+        }
+    }
+
     pub fn response(&self) -> Option<&Response> {
         self.application.responses.first()
     }

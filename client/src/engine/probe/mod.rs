@@ -7,14 +7,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use mio::net::UdpSocket;
 use quicprobe_verifier::{CheckedChain, PeerName};
 
 use crate::engine::datapath::{self, Batch, DatagramSource, Datapath, Scratch};
 use crate::engine::flights::{self, FlightLog};
-use crate::engine::handshake::{Stage, StageEvent};
+use crate::engine::handshake::{ConnectionStart, KeysDropped, Stage, StageEvent};
 use crate::engine::outcome::Outcome;
 use crate::engine::request::{Requests, Response};
 use crate::engine::target::Target;
@@ -106,7 +106,7 @@ pub struct Probe {
     hold_until: Option<Instant>,
     last_received: Instant,
     /// When we first sent a Handshake packet, dropping our Initial keys.
-    initial_keys_dropped_ms: Option<f64>,
+    initial_keys_dropped: Option<KeysDropped>,
     /// A saved session was offered for resumption.
     session_offered: bool,
     /// The requests went out as 0-RTT early data.
@@ -165,7 +165,7 @@ impl Probe {
             flights: FlightLog::default(),
             hold_until: None,
             last_received: started,
-            initial_keys_dropped_ms: None,
+            initial_keys_dropped: None,
             session_offered: false,
             sent_early_data: false,
         };
@@ -173,6 +173,24 @@ impl Probe {
         probe.attach_keylog(settings.keylog.as_ref());
         probe.attach_qlog(settings.qlog_dir.as_ref(), handshake_done);
         Ok(probe)
+    }
+
+    /// What a trace shows when the connection starts.
+    pub fn start_info(&self) -> ConnectionStart {
+        ConnectionStart {
+            target: self.target.authority(),
+            addr: self.addr,
+            connection_id: self.scid_hex.clone(),
+            at: SystemTime::now()
+                .checked_sub(self.started.elapsed())
+                .unwrap_or(SystemTime::UNIX_EPOCH),
+            insecure: self.settings.insecure,
+        }
+    }
+
+    /// The stages reached so far, and when the Initial keys went.
+    pub fn progress_so_far(&self) -> (&[StageEvent], Option<KeysDropped>) {
+        (&self.stages, self.initial_keys_dropped)
     }
 
     pub fn is_finished(&self) -> bool {
@@ -215,8 +233,11 @@ impl Probe {
     /// and whether our Initial keys are gone.
     fn on_datagram_built(&mut self, datagram: &[u8]) {
         self.record_tls_messages(None);
-        if self.initial_keys_dropped_ms.is_none() && flights::carries_handshake_packet(datagram) {
-            self.initial_keys_dropped_ms = Some(self.elapsed_ms());
+        if self.initial_keys_dropped.is_none() && flights::carries_handshake_packet(datagram) {
+            self.initial_keys_dropped = Some(KeysDropped {
+                t_ms: self.elapsed_ms(),
+                after_stage: self.stages.len(),
+            });
         }
     }
 

@@ -22,6 +22,18 @@ impl Probe {
                 // verdict; after a rejection it is never processed.
                 continue;
             }
+            if matches!(stage, Stage::CertificateVerify { .. }) {
+                // The verdict judged the Certificate before this: when both
+                // came in one call (the Certificate in an earlier datagram,
+                // CertificateVerify in this one), it goes first, and a
+                // rejection ends the handshake before CertificateVerify.
+                if let Some(checked) = verdict.take() {
+                    self.record_verdict(checked);
+                }
+                if self.stopped_by_verdict() {
+                    continue;
+                }
+            }
             let is_certificate = matches!(stage, Stage::Certificate { .. });
             let stage = self.with_transport_parameters(stage);
             self.push_stage(stage);
