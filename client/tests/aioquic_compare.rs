@@ -74,8 +74,9 @@ fn quicprobe_run(scenario: &str, port: u16) -> (Vec<String>, i32) {
         .env_remove("RUST_LOG")
         .output()
         .expect("run quicprobe");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    (normalise(&stdout), output.status.code().unwrap_or(-1))
+    // The trace goes to stderr, as aioquic's log does.
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (normalise(&stderr), output.status.code().unwrap_or(-1))
 }
 
 /// The kinds of line compared: aioquic's handshake and connection states,

@@ -248,7 +248,7 @@ fn retry_completes_and_the_trace_shows_it() {
             .filter(|a| a != "--json")
             .collect::<Vec<_>>(),
     );
-    let text = String::from_utf8_lossy(&native.stdout);
+    let text = String::from_utf8_lossy(&native.stderr);
     assert!(text.contains("< Retry"), "{text}");
 }
 
@@ -688,9 +688,11 @@ fn quiet_prints_one_line_per_connection() {
     );
     let output = quicprobe(&args);
     assert_eq!(output.status.code(), Some(60));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(stdout.lines().count(), 1, "{stdout}");
-    assert!(stdout.starts_with("quicprobe: (60) "), "{stdout}");
+    // The one line is curl's error line, on stderr; nothing is data.
+    assert!(output.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("quicprobe: (60) "), "{stderr}");
 }
 
 #[test]

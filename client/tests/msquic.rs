@@ -54,8 +54,9 @@ fn connect_json(server: &PeerServer, name: &str, extra: &[&str]) -> (Output, Val
     (output, report)
 }
 
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
+/// The trace, which goes to stderr as curl's `-v` does.
+fn trace_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// The close msquic says it received, e.g. `error_code=0x12a`.
@@ -86,7 +87,7 @@ fn leaf_only_is_the_seed_exit_60_close_0x12a_and_the_missing_intermediate_named(
     let mut server = msquic_serving("leaf-only", &[]);
     let output = connect(&server, "leaf-only", None, &[]);
     assert_eq!(output.status.code(), Some(60));
-    let text = stdout(&output);
+    let text = trace_of(&output);
     assert!(
         text.contains(
             "Close sent by the client: 0x12a CRYPTO_ERROR (TLS alert 42 bad_certificate), \
@@ -222,7 +223,7 @@ fn the_rsa4096_chain_succeeds_and_the_flights_show_the_amplification_limit() {
     assert_eq!(flights["amplification_limited"], true);
     assert_eq!(flights["round_trips"], 2);
 
-    let text = stdout(&connect(
+    let text = trace_of(&connect(
         &server,
         "rsa4096-chain",
         None,
@@ -264,7 +265,7 @@ fn a_forced_retry_completes_and_the_trace_says_so() {
     let stages = stage_names(&report);
     assert_eq!(stages[..2], ["client_hello_sent", "retry"], "{stages:?}");
     assert_eq!(report["flights"]["validated_by_retry"], true);
-    let text = stdout(&connect(&server, "full-chain", None, &[]));
+    let text = trace_of(&connect(&server, "full-chain", None, &[]));
     assert!(
         text.contains("< Retry: the server validates our address"),
         "{text}"
@@ -326,7 +327,7 @@ fn quicprobe_recognises_msquic_and_tells_it_from_quiche() {
     let server = msquic_serving("full-chain", &[]);
     let (_, report) = connect_json(&server, "full-chain", &[]);
     assert_eq!(report["server_implementation"]["implementation"], "msquic");
-    let text = stdout(&connect(&server, "full-chain", None, &[]));
+    let text = trace_of(&connect(&server, "full-chain", None, &[]));
     assert!(
         text.contains("* Peer: server looks like msquic ("),
         "{text}"

@@ -104,7 +104,8 @@ def run_quicprobe(args: argparse.Namespace) -> tuple[dict, list[str]]:
         if not outcome_file.exists():
             sys.exit(f"compare-aioquic: quicprobe failed: {done.stderr.strip()}")
         outcome = json.loads(outcome_file.read_text().splitlines()[0])
-    return outcome, normalise(done.stdout)
+    # The trace goes to stderr, as aioquic's log does.
+    return outcome, normalise(done.stderr)
 
 
 def close_words(close: dict | None) -> tuple[str, str]:

@@ -193,3 +193,130 @@ fn wall_clock(start: SystemTime, event_ms: f64) -> SystemTime {
         .and_then(|offset| start.checked_add(offset))
         .unwrap_or(start)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+    use crate::engine::handshake::{Stage, Traffic};
+
+    fn at(stage: Stage, t_ms: f64) -> StageEvent {
+        StageEvent {
+            stage,
+            t_ms,
+            traffic: Traffic::default(),
+        }
+    }
+
+    /// A leaf-only rejection whose CertificateVerify BoringSSL had read,
+    /// the Initial keys dropped after the EncryptedExtensions.
+    fn rejected() -> Outcome {
+        let stages = vec![
+            at(
+                Stage::ClientHelloSent {
+                    sni: Some("localhost".into()),
+                    alpns: vec!["h3".into()],
+                    bytes: 1500,
+                },
+                1.0,
+            ),
+            at(
+                Stage::ServerHello {
+                    cipher: None,
+                    group: None,
+                },
+                2.0,
+            ),
+            at(
+                Stage::EncryptedExtensions {
+                    alpn: Some("h3".into()),
+                    transport_parameters: None,
+                },
+                2.0,
+            ),
+            at(
+                Stage::Certificate {
+                    certificates: 1,
+                    bytes: 600,
+                    compression: None,
+                },
+                3.0,
+            ),
+            at(
+                Stage::Verdict {
+                    accepted: false,
+                    x509_error: 20,
+                    reason: "unable to get local issuer certificate".into(),
+                },
+                3.0,
+            ),
+            at(
+                Stage::CertificateVerify {
+                    signature_algorithm: None,
+                },
+                3.0,
+            ),
+        ];
+        let mut outcome = Outcome::bare(
+            OutcomeKind::VerificationFailed,
+            "localhost:443".into(),
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 443),
+            "00112233445566778899".into(),
+            stages,
+        );
+        outcome.handshake.initial_keys_dropped = Some(KeysDropped {
+            t_ms: 2.5,
+            after_stage: 3,
+        });
+        outcome
+    }
+
+    fn messages(trace: &str) -> Vec<&str> {
+        trace
+            .lines()
+            .filter_map(|line| line.split("] ").nth(1))
+            .collect()
+    }
+
+    #[test]
+    fn a_rejection_shows_no_certificate_verify_transition_in_aioquics_lines() {
+        let trace = render(&rejected(), TraceStyle::Aioquic, 0);
+        assert!(!trace.contains("CLIENT_EXPECT_FINISHED"), "{trace}");
+        assert!(trace.contains("Error: 298, reason: unable to get local issuer certificate"));
+    }
+
+    #[test]
+    fn the_initial_keys_go_where_they_went_among_the_stages() {
+        let trace = render(&rejected(), TraceStyle::Aioquic, 0);
+        let lines = messages(&trace);
+        let after = lines
+            .iter()
+            .position(|l| l.ends_with("-> State.CLIENT_EXPECT_CERTIFICATE_REQUEST_OR_CERTIFICATE"))
+            .expect("the EncryptedExtensions transition");
+        assert_eq!(lines[after + 1], "Discarding epoch Epoch.INITIAL", "{trace}");
+        assert_eq!(trace.matches("Epoch.INITIAL").count(), 1, "{trace}");
+    }
+
+    #[test]
+    fn a_trace_fed_piece_by_piece_is_the_trace_rendered_at_the_end() {
+        let outcome = rejected();
+        for style in [TraceStyle::Native, TraceStyle::Aioquic, TraceStyle::Json] {
+            let mut live = LiveTrace::new(style, 0);
+            let mut text = live.start(&outcome.start());
+            let stages = &outcome.handshake.stages;
+            let keys = outcome.handshake.initial_keys_dropped;
+            text.push_str(&live.stages(&stages[..2], None));
+            text.push_str(&live.stages(&stages[..4], keys));
+            text.push_str(&live.finish(&outcome));
+            let whole = render(&outcome, style, 0);
+            // The aioquic lines carry wall-clock times, counted back from now.
+            let strip = |s: &str| -> Vec<String> {
+                s.lines()
+                    .map(|l| l.split_once(" quic ").map_or(l, |(_, rest)| rest).to_owned())
+                    .collect()
+            };
+            assert_eq!(strip(&text), strip(&whole), "{style:?}");
+        }
+    }
+}
