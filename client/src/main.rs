@@ -17,7 +17,7 @@ fn main() -> ExitCode {
         }
         Command::Verify(args) => finish(verify::run(args).map(|o| (o.stdout, o.exit_code))),
         Command::Serve(args) => finish(serve::run(args).map(|()| (String::new(), exit::OK))),
-        Command::Demo(args) => finish(demo::run(args).map(|o| (o.stdout, o.exit_code))),
+        Command::Demo(args) => finish(demo::run(args, cli.quiet).map(|o| (o.stdout, o.exit_code))),
         Command::Get(args) => finish(
             get::run(args, cli.verbose > 0, &mut std::io::stdout().lock())
                 .map(|code| (String::new(), code)),

@@ -121,14 +121,9 @@ fn the_first_trace_line_comes_before_a_silent_server_times_out() {
     // A bound UDP socket that never answers: the handshake can only time out.
     let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
-    let args: Vec<String> = [
-        "connect",
-        "--timeout",
-        "4",
-        &format!("127.0.0.1:{port}"),
-    ]
-    .map(String::from)
-    .to_vec();
+    let args: Vec<String> = ["connect", "--timeout", "4", &format!("127.0.0.1:{port}")]
+        .map(String::from)
+        .to_vec();
     let started = Instant::now();
     let (mut child, lines) = spawn_reading_stderr(&args);
     let first = lines
@@ -194,7 +189,10 @@ fn ctrl_c_during_a_repeat_prints_a_partial_summary() {
     assert!(sent.success());
     let started = Instant::now();
     let output = child.wait_with_output().unwrap();
-    assert!(started.elapsed() < Duration::from_secs(2), "it stops at once");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "it stops at once"
+    );
     assert_eq!(output.status.code(), Some(130));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("quicprobe: interrupted after"), "{stdout}");
@@ -212,7 +210,10 @@ fn demo_prints_its_acts_on_stderr_and_json_alone_on_stdout() {
     let first_act = stderr.find("== 1.").expect("act 1");
     let first_trace = stderr.find("* Connecting to").expect("a trace");
     assert!(first_act < first_trace, "{stderr}");
-    assert!(stderr.contains("demo: both outcomes as expected"), "{stderr}");
+    assert!(
+        stderr.contains("demo: both outcomes as expected"),
+        "{stderr}"
+    );
     let json = quicprobe(&["demo", "--json"]);
     assert_eq!(json.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&json.stdout).lines().count(), 2);
@@ -235,7 +236,10 @@ fn the_aioquic_trace_says_so_when_aioquic_would_decide_otherwise() {
         .filter(|l| l.starts_with("# quicprobe: differs from aioquic"))
         .collect();
     assert_eq!(marked.len(), 1, "{stderr}");
-    assert!(marked[0].contains("aioquic itself would accept"), "{stderr}");
+    assert!(
+        marked[0].contains("aioquic itself would accept"),
+        "{stderr}"
+    );
     // The same chain with the full chain's verdicts agreeing: no such line.
     let (agreeing_lab, agreeing) = start_lab("leaf-only");
     let output = quicprobe(&connect_args(

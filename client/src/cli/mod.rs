@@ -101,7 +101,9 @@ pub struct ConnectArgs {
     /// Give up on a handshake after this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     pub timeout: f64,
-    /// How the handshake trace is printed.
+    /// How the handshake trace is printed: native and aioquic on stderr (as
+    /// curl's -v and aioquic's log), json on stdout (it is data). Each line
+    /// is printed when its event happens.
     #[arg(long, value_enum, default_value_t = crate::report::trace::TraceStyle::Native)]
     pub trace_style: crate::report::trace::TraceStyle,
     /// Print the outcome as JSON instead of the trace: one object per line, one
@@ -113,10 +115,14 @@ pub struct ConnectArgs {
     /// both a trace to read and the fields to compare.
     #[arg(long, value_name = "FILE")]
     pub json_file: Option<PathBuf>,
-    /// Make N connections to each target.
+    /// Make N connections to each target; then print one summary, last
+    /// (on stdout), after the first failures' lines (on stderr). Ctrl-C
+    /// stops the run and prints the summary of what ended (exit 130).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub repeat: usize,
-    /// Keep up to K connections in flight at once.
+    /// Keep up to K connections in flight at once. With K > 1, each
+    /// connection's trace is printed as one block when it ends (interleaved,
+    /// the lines could not be read); with 1, line by line as it goes.
     #[arg(long, value_name = "K", default_value_t = 1)]
     pub concurrency: usize,
     /// When the chain is rejected for a missing issuer, fetch it from the

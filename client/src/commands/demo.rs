@@ -66,22 +66,29 @@ pub enum DemoError {
 }
 
 /// Runs both acts: each act's trace on stderr as it happens, as `connect`
-/// prints it, then what the lab saw and the verdict matrix.
-pub fn run(args: &DemoArgs) -> Result<DemoOutput, DemoError> {
+/// prints it, then what the lab saw and the verdict matrix. `quiet` (`-q`)
+/// prints each act's last line only.
+pub fn run(args: &DemoArgs, quiet: bool) -> Result<DemoOutput, DemoError> {
     let mut json = String::new();
     let mut as_expected = true;
+    let show = match (args.json, quiet) {
+        (true, _) => Show::Nothing,
+        (false, true) => Show::SummaryLine,
+        (false, false) => Show::Trace(TraceStyle::Native),
+    };
+    let chatty = show == Show::Trace(TraceStyle::Native);
     for (number, act) in ACTS.iter().enumerate() {
-        if !args.json {
+        if chatty {
             eprintln!("== {}. {}", number + 1, act.title);
         }
-        let (outcome, server_saw) = play(act, !args.json)?;
+        let (outcome, server_saw) = play(act, show)?;
         let matched = outcome.end.kind == act.expected;
         as_expected &= matched;
         if args.json {
             let _ = writeln!(json, "{}", outcome.to_json());
-            continue;
+        } else if chatty {
+            eprint!("{}", act_epilogue(act, &outcome, &server_saw, matched));
         }
-        eprint!("{}", act_epilogue(act, &outcome, &server_saw, matched));
     }
     if !args.json {
         eprintln!(
@@ -123,9 +130,9 @@ fn act_epilogue(act: &Act, outcome: &Outcome, server_saw: &[String], matched: bo
     out
 }
 
-/// Serves the act's scenario in-process and connects to it once, its trace
-/// on stderr as it goes when `traced`.
-fn play(act: &Act, traced: bool) -> Result<(Outcome, Vec<String>), DemoError> {
+/// Serves the act's scenario in-process and connects to it once, showing
+/// on stderr what `show` says as it goes.
+fn play(act: &Act, show: Show) -> Result<(Outcome, Vec<String>), DemoError> {
     let dir = find_scenario(act.scenario)
         .ok_or_else(|| DemoError::ScenarioNotFound(act.scenario.to_owned()))?;
     let listen = "127.0.0.1:0".parse().expect("literal address");
@@ -154,11 +161,6 @@ fn play(act: &Act, traced: bool) -> Result<(Outcome, Vec<String>), DemoError> {
         Duration::from_secs(10),
         setup.idle_timeout,
     );
-    let show = if traced {
-        Show::Trace(TraceStyle::Native)
-    } else {
-        Show::Nothing
-    };
     let mut feed = LiveFeed::new(vec![Job::new(target, lab.addr())], 1, show, |outcome| {
         explain_chain(outcome, &trust)
     });

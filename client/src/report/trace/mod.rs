@@ -294,7 +294,11 @@ mod tests {
             .iter()
             .position(|l| l.ends_with("-> State.CLIENT_EXPECT_CERTIFICATE_REQUEST_OR_CERTIFICATE"))
             .expect("the EncryptedExtensions transition");
-        assert_eq!(lines[after + 1], "Discarding epoch Epoch.INITIAL", "{trace}");
+        assert_eq!(
+            lines[after + 1],
+            "Discarding epoch Epoch.INITIAL",
+            "{trace}"
+        );
         assert_eq!(trace.matches("Epoch.INITIAL").count(), 1, "{trace}");
     }
 
@@ -313,7 +317,11 @@ mod tests {
             // The aioquic lines carry wall-clock times, counted back from now.
             let strip = |s: &str| -> Vec<String> {
                 s.lines()
-                    .map(|l| l.split_once(" quic ").map_or(l, |(_, rest)| rest).to_owned())
+                    .map(|l| {
+                        l.split_once(" quic ")
+                            .map_or(l, |(_, rest)| rest)
+                            .to_owned()
+                    })
                     .collect()
             };
             assert_eq!(strip(&text), strip(&whole), "{style:?}");
