@@ -136,6 +136,7 @@ fn play(act: &Act) -> Result<(Outcome, Vec<String>), DemoError> {
         insecure: false,
         curves: None,
         early_data: false,
+        identity: None,
     };
     let settings = ProbeSettings::plain(
         setup.alpns.clone(),
