@@ -75,10 +75,16 @@ fn msquic() -> PeerServer {
 
 /// `connect --json` to a server on `port` that presents full-chain, with `extra`.
 fn connect(port: u16, alpn: &str, extra: &[String]) -> Output {
+    let mut args = vec!["--json".to_owned()];
+    args.extend(extra.iter().cloned());
+    quicprobe(&connect_args(port, alpn, &args))
+}
+
+/// The `connect` command line to a server on `port` presenting full-chain.
+fn connect_args(port: u16, alpn: &str, extra: &[String]) -> Vec<String> {
     let roots = scenario("full-chain").join("roots.pem");
     let mut args: Vec<String> = vec![
         "connect".into(),
-        "--json".into(),
         "--timeout".into(),
         "5".into(),
         "--alpn".into(),
@@ -95,7 +101,15 @@ fn connect(port: u16, alpn: &str, extra: &[String]) -> Output {
     } else {
         format!("localhost:{port}")
     });
-    quicprobe(&args)
+    args
+}
+
+/// `connect --json` with `extra` to a lab that requires a client certificate.
+fn against_required_lab(extra: &[String]) -> (Output, Value) {
+    let server = lab(true);
+    let output = connect(server.port, "h3", extra);
+    let report = json_of(&output);
+    (output, report)
 }
 
 fn pem_args(cert: &str, key: &str) -> Vec<String> {
@@ -157,9 +171,7 @@ fn assert_accepted_with_intermediate(report: &Value) {
 
 #[test]
 fn required_and_none_sent_is_certificate_required_in_words() {
-    let server = lab(true);
-    let output = connect(server.port, "h3", &[]);
-    let report = json_of(&output);
+    let (output, report) = against_required_lab(&[]);
     assert_eq!(output.status.code(), Some(35), "{report:#}");
     assert_eq!(report["close"]["sent_by"], "server");
     assert_eq!(report["close"]["tls_alert"], 116);
@@ -199,23 +211,7 @@ fn a_pem_certificate_with_its_intermediate_is_accepted_and_traced() {
     assert_accepted_with_intermediate(&report);
     // The native trace names the request and what went out.
     let args = pem_args("client.pem", "client-key.pem");
-    let roots = scenario("full-chain").join("roots.pem");
-    let trace = quicprobe(
-        &[
-            vec![
-                "connect".to_owned(),
-                "--timeout".into(),
-                "5".into(),
-                "--cacert".into(),
-                roots.display().to_string(),
-                "--resolve".into(),
-                format!("localhost:{}:127.0.0.1", server.port),
-            ],
-            args,
-            vec![format!("https://localhost:{}/", server.port)],
-        ]
-        .concat(),
-    );
+    let trace = quicprobe(&connect_args(server.port, "h3", &args));
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&trace.stdout),
@@ -234,12 +230,7 @@ fn a_pem_certificate_with_its_intermediate_is_accepted_and_traced() {
 
 #[test]
 fn the_key_may_follow_the_certificate_in_one_file_as_curl_takes_it() {
-    let server = lab(true);
-    let report = json_of(&connect(
-        server.port,
-        "h3",
-        &["--cert".into(), client_file("client-combined.pem")],
-    ));
+    let (_, report) = against_required_lab(&["--cert".into(), client_file("client-combined.pem")]);
     assert_accepted_with_intermediate(&report);
 }
 
@@ -302,13 +293,8 @@ fn a_key_that_does_not_match_is_a_usage_error_in_those_words() {
 
 #[test]
 fn a_certificate_of_another_ca_is_rejected_and_the_client_side_named() {
-    let server = lab(true);
-    let output = connect(
-        server.port,
-        "h3",
-        &pem_args("other-ca-client.pem", "other-ca-client-key.pem"),
-    );
-    let report = json_of(&output);
+    let (output, report) =
+        against_required_lab(&pem_args("other-ca-client.pem", "other-ca-client-key.pem"));
     assert_eq!(output.status.code(), Some(35), "{report:#}");
     assert_eq!(report["close"]["tls_alert"], 48, "unknown_ca: {report:#}");
     let text = explanation(&report);
@@ -330,12 +316,7 @@ fn a_certificate_of_another_ca_is_rejected_and_the_client_side_named() {
 
 #[test]
 fn a_certificate_sent_without_its_intermediate_is_rejected_with_zero_intermediates_said() {
-    let server = lab(true);
-    let report = json_of(&connect(
-        server.port,
-        "h3",
-        &pem_args("client-leaf-only.pem", "client-key.pem"),
-    ));
+    let (_, report) = against_required_lab(&pem_args("client-leaf-only.pem", "client-key.pem"));
     assert_eq!(report["exit_code"], 35, "{report:#}");
     assert!(
         explanation(&report).contains("(issued by CN=quicprobe Client Intermediate CA, O=quicprobe lab), sent with 0 intermediates"),
@@ -372,18 +353,8 @@ fn no_request_and_no_certificate_leaves_client_certificate_null() {
 #[test]
 fn get_presents_the_certificate_too() {
     let server = lab(true);
-    let roots = scenario("full-chain").join("roots.pem");
-    let mut args = vec![
-        "get".to_owned(),
-        "--timeout".into(),
-        "5".into(),
-        "--cacert".into(),
-        roots.display().to_string(),
-        "--resolve".into(),
-        format!("localhost:{}:127.0.0.1", server.port),
-    ];
-    args.extend(pem_args("client.pem", "client-key.pem"));
-    args.push(format!("https://localhost:{}/", server.port));
+    let mut args = connect_args(server.port, "h3", &pem_args("client.pem", "client-key.pem"));
+    args[0] = "get".into();
     let output = quicprobe(&args);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert!(!output.stdout.is_empty(), "the body");

@@ -379,6 +379,11 @@ pub fn signature_algorithm_name(id: u16) -> String {
         0x0805 => "rsa_pss_rsae_sha384".into(),
         0x0806 => "rsa_pss_rsae_sha512".into(),
         0x0807 => "ed25519".into(),
+        0x0201 => "rsa_pkcs1_sha1".into(),
+        0x0203 => "ecdsa_sha1".into(),
+        0x0904 => "mldsa44".into(),
+        0x0905 => "mldsa65".into(),
+        0x0906 => "mldsa87".into(),
         other => format!("0x{other:04x}"),
     }
 }
