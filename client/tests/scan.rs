@@ -281,6 +281,7 @@ fn scan_args(targets: &Path, port: u16) -> ScanArgs {
             cacert: vec![certs_dir().join("full-chain/roots.pem")],
             capath: None,
         },
+        client_cert: Default::default(),
         alpn: vec!["h3".into()],
         resolve: vec![format!("localhost:{port}:127.0.0.1").parse().unwrap()],
     }

@@ -40,6 +40,7 @@ pub use hook::{
     VerdictSlot,
 };
 pub use input::{parse_certificates, read_certificates, InputError};
+pub use names::one_line as name_one_line;
 pub use report::{
     ca_issuers_of, is_self_signed, issued_by, same_der, CertificateSummary, ChainReport,
     ChainWarning, AMPLIFICATION_BUDGET_BYTES,

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+mod client_cert;
 mod get;
 mod impair;
 mod scan;
@@ -11,6 +12,7 @@ pub(crate) mod setup;
 pub(crate) mod trust;
 mod values;
 
+pub use client_cert::{CertTypeArg, ClientCertArgs};
 pub use get::GetArgs;
 pub use impair::ImpairArgs;
 pub use scan::ScanArgs;
@@ -148,6 +150,8 @@ pub struct ConnectArgs {
 pub struct ConnectionOptions {
     #[command(flatten)]
     pub trust: TrustArgs,
+    #[command(flatten)]
+    pub client_cert: ClientCertArgs,
     /// Dial ADDR for HOST:PORT, as curl's --resolve HOST:PORT:ADDR[,ADDR]...
     /// (the next address is tried when one refuses).
     #[arg(long, value_name = "HOST:PORT:ADDR")]
@@ -249,6 +253,15 @@ pub struct ServeArgs {
     /// Staple this SCT list (an RFC 6962 SignedCertificateTimestampList).
     #[arg(long, value_name = "FILE")]
     pub sct_list: Option<PathBuf>,
+    /// Ask every client for a certificate and verify it against these PEM
+    /// roots (their names go in the CertificateRequest); without
+    /// --require-client-cert a client may still go on without one.
+    #[arg(long, value_name = "FILE")]
+    pub client_ca: Option<PathBuf>,
+    /// Refuse clients without a certificate (TLS alert 116
+    /// certificate_required); needs --client-ca.
+    #[arg(long, requires = "client_ca")]
+    pub require_client_cert: bool,
 }
 
 #[derive(Debug, Args)]

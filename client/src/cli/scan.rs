@@ -38,6 +38,8 @@ pub struct ScanArgs {
     pub timeout: f64,
     #[command(flatten)]
     pub trust: TrustArgs,
+    #[command(flatten)]
+    pub client_cert: super::ClientCertArgs,
     /// ALPNs to offer, comma-separated.
     #[arg(long, value_name = "LIST", default_value = "h3", value_delimiter = ',')]
     pub alpn: Vec<String>,

@@ -10,6 +10,7 @@ use quicprobe_verifier::AlertStyle;
 
 use super::trust::load_trust;
 use super::{AlertStyleArg, ConnectionOptions};
+use crate::engine::client_identity::ClientIdentity;
 use crate::engine::config::{ClientSetup, ConnectError};
 use crate::engine::probe::ProbeSettings;
 use crate::engine::target::{Addressing, Family};
@@ -37,6 +38,7 @@ pub fn prepare(
         .keylog
         .clone()
         .or_else(|| std::env::var_os("SSLKEYLOGFILE").map(PathBuf::from));
+    let identity = client_identity(&conn.client_cert)?;
     let setup = ClientSetup {
         trust,
         alert_style: alert_style(conn, trace_style),
@@ -46,6 +48,7 @@ pub fn prepare(
         insecure: conn.insecure,
         curves: conn.curves.clone(),
         early_data: conn.early_data,
+        identity: identity.clone(),
     };
     if conn.insecure {
         warn_insecure();
@@ -65,6 +68,7 @@ pub fn prepare(
         session_file: conn.session_file.clone(),
         early_data: conn.early_data,
         local_ports: conn.local_port,
+        client_certificate: identity.as_ref().map(ClientIdentity::summary),
     };
     if let Some(dir) = &settings.qlog_dir {
         std::fs::create_dir_all(dir).map_err(|source| ConnectError::File {
@@ -73,6 +77,17 @@ pub fn prepare(
         })?;
     }
     Ok((setup, settings))
+}
+
+/// `--cert`, `--key`, `--pass`, `--cert-type`: loaded and checked now, so
+/// that a key that does not match is a usage error before any connection.
+pub fn client_identity(
+    args: &super::ClientCertArgs,
+) -> Result<Option<ClientIdentity>, ConnectError> {
+    args.files()
+        .map(|files| ClientIdentity::load(&files))
+        .transpose()
+        .map_err(ConnectError::from)
 }
 
 /// `--resolve`, `--connect-to`, `-4`/`-6`.

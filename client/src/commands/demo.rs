@@ -155,6 +155,7 @@ fn play(act: &Act, show: Show) -> Result<(Outcome, Vec<String>), DemoError> {
         insecure: false,
         curves: None,
         early_data: false,
+        identity: None,
     };
     let settings = ProbeSettings::plain(
         setup.alpns.clone(),

@@ -11,6 +11,7 @@ use quicprobe_verifier::{AlertStyle, InputError};
 use crate::cli::setup::seconds;
 use crate::cli::trust::load_trust;
 use crate::cli::ScanArgs;
+use crate::engine::client_identity::ClientIdentity;
 use crate::engine::config::{quic_config, ClientSetup, ConnectError};
 use crate::engine::event_loop::EventLoop;
 use crate::engine::probe::ProbeSettings;
@@ -47,9 +48,10 @@ pub fn run_with_resolver(
     resolver: Resolver,
     out: &mut dyn Write,
 ) -> Result<u8, ScanError> {
-    let settings = probe_settings(args)?;
+    let mut settings = probe_settings(args)?;
     let lines = scan::read_targets_file(&args.targets)?;
     let trust = Arc::new(load_trust(&args.trust)?);
+    let identity = crate::cli::setup::client_identity(&args.client_cert)?;
     let setup = ClientSetup {
         trust: trust.clone(),
         alert_style: AlertStyle::Strict,
@@ -59,7 +61,9 @@ pub fn run_with_resolver(
         insecure: false,
         curves: None,
         early_data: false,
+        identity: identity.clone(),
     };
+    settings.client_certificate = identity.as_ref().map(ClientIdentity::summary);
     let (mut config, slot) = quic_config(&setup)?;
     let event_loop = EventLoop::new(args.concurrency)?;
     let started = Instant::now();

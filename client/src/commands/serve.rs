@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::cli::ServeArgs;
 use crate::lab::scenario::find_scenario;
-use crate::lab::{LabError, LabServer, LabSpec};
+use crate::lab::{ClientAuth, LabError, LabServer, LabSpec};
 use quicprobe_verifier::flight::HandshakeFlight;
 
 /// Why `serve` could not run.
@@ -40,6 +40,17 @@ pub fn run(args: &ServeArgs) -> Result<(), ServeError> {
         spec.alpns.join(","),
         if spec.retry { ", Retry on" } else { "" }
     ));
+    if let Some(auth) = &spec.client_auth {
+        say(&format!(
+            "asks for a client certificate issued under {} ({})",
+            auth.ca.display(),
+            if auth.required {
+                "required: certificate_required (116) without one"
+            } else {
+                "optional"
+            }
+        ));
+    }
     let certificates = quicprobe_verifier::read_certificates(&spec.chain).unwrap_or_default();
     for line in chain_lines(&certificates) {
         say(&line);
@@ -70,6 +81,10 @@ fn spec(args: &ServeArgs) -> Result<LabSpec, ServeError> {
         compress_certificates: args.compress_certificates,
         ocsp_response: read_optional(args.ocsp_response.as_deref())?,
         sct_list: read_optional(args.sct_list.as_deref())?,
+        client_auth: args.client_ca.clone().map(|ca| ClientAuth {
+            ca,
+            required: args.require_client_cert,
+        }),
     })
 }
 

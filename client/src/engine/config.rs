@@ -12,6 +12,7 @@ use quicprobe_verifier::{
     install, AlertStyle, InputError, OnReject, Policy, TrustStore, VerdictSlot,
 };
 
+use super::client_identity::{ClientIdentity, IdentityError};
 use super::event_loop::{self, EventLoop, JobFeed};
 use super::message_callback::install_message_callback;
 use super::probe::{ProbeSettings, MAX_DATAGRAM};
@@ -28,6 +29,10 @@ pub enum ConnectError {
     /// A certificate or trust file that cannot be used.
     #[error(transparent)]
     Input(#[from] InputError),
+    /// The client certificate (`--cert`, `--key`, `--pass`, `--cert-type`)
+    /// cannot be used: says the flag, the file and why.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
     /// A command-line value that cannot be used: says the flag and why.
     #[error("{0}")]
     Usage(String),
@@ -62,6 +67,8 @@ pub struct ClientSetup {
     pub curves: Option<String>,
     /// `--early-data`: offer 0-RTT when resuming.
     pub early_data: bool,
+    /// `--cert`: the certificate presented when a server asks for one.
+    pub identity: Option<ClientIdentity>,
 }
 
 /// Room kept for transport parameters quiche does not know.
@@ -83,6 +90,10 @@ pub fn quic_config(setup: &ClientSetup) -> Result<(quiche::Config, VerdictSlot),
         builder
             .set_curves_list(curves)
             .map_err(|_| ConnectError::Usage(format!("--curves {curves}: unknown group")))?;
+    }
+    if let Some(identity) = &setup.identity {
+        // Certificate and key only; the verify mode stays the verifier's.
+        identity.install(&mut builder)?;
     }
     let mut policy = Policy::new(setup.trust.clone());
     policy.alert_style = setup.alert_style;

@@ -50,7 +50,24 @@ pub enum Stage {
     CertificateVerify {
         signature_algorithm: Option<String>,
     },
+    /// The server asked for a client certificate (RFC 8446 §4.3.2).
+    CertificateRequest {
+        /// The signature algorithms it accepts, in its order of preference.
+        signature_algorithms: Vec<String>,
+        /// The issuers it accepts (the certificate_authorities extension),
+        /// empty when it names none.
+        certificate_authorities: Vec<String>,
+    },
     ServerFinished,
+    /// Our Certificate: `certificates` 0 means we had none to send.
+    ClientCertificateSent {
+        certificates: usize,
+        bytes: usize,
+    },
+    /// Our CertificateVerify: the proof that we hold the certificate's key.
+    ClientCertificateVerifySent {
+        signature_algorithm: Option<String>,
+    },
     ClientFinishedSent,
     HandshakeDone,
 }
@@ -67,7 +84,10 @@ impl Stage {
             Self::Certificate { .. } => "certificate",
             Self::Verdict { .. } => "verdict",
             Self::CertificateVerify { .. } => "certificate_verify",
+            Self::CertificateRequest { .. } => "certificate_request",
             Self::ServerFinished => "server_finished",
+            Self::ClientCertificateSent { .. } => "client_certificate_sent",
+            Self::ClientCertificateVerifySent { .. } => "client_certificate_verify_sent",
             Self::ClientFinishedSent => "client_finished_sent",
             Self::HandshakeDone => "handshake_done",
         }
@@ -147,6 +167,7 @@ mod message_type {
     pub const SERVER_HELLO: u8 = 2;
     pub const ENCRYPTED_EXTENSIONS: u8 = 8;
     pub const CERTIFICATE: u8 = 11;
+    pub const CERTIFICATE_REQUEST: u8 = 13;
     pub const CERTIFICATE_VERIFY: u8 = 15;
     /// RFC 8879.
     pub const COMPRESSED_CERTIFICATE: u8 = 25;
@@ -186,6 +207,14 @@ pub fn stage_of(
         }),
         (false, message_type::COMPRESSED_CERTIFICATE) => Some(compressed_certificate(message)),
         (false, message_type::CERTIFICATE_VERIFY) => Some(Stage::CertificateVerify {
+            signature_algorithm: read_u16(body, 0).map(signature_algorithm_name),
+        }),
+        (false, message_type::CERTIFICATE_REQUEST) => Some(certificate_request(body)),
+        (true, message_type::CERTIFICATE) => Some(Stage::ClientCertificateSent {
+            certificates: count_certificates(body).unwrap_or(0),
+            bytes: message.bytes.len(),
+        }),
+        (true, message_type::CERTIFICATE_VERIFY) => Some(Stage::ClientCertificateVerifySent {
             signature_algorithm: read_u16(body, 0).map(signature_algorithm_name),
         }),
         (false, message_type::FINISHED) => Some(Stage::ServerFinished),
@@ -243,6 +272,59 @@ fn parse_alpn_from_extensions(body: &[u8]) -> Option<String> {
     let name_len = usize::from(*alpn.get(2)?);
     let name = alpn.get(3..3 + name_len)?;
     Some(String::from_utf8_lossy(name).into_owned())
+}
+
+/// What a CertificateRequest asks for: certificate_request_context<0..255>,
+/// then extensions; signature_algorithms (13) and certificate_authorities
+/// (47). A malformed one gives empty lists, never a panic.
+fn certificate_request(body: &[u8]) -> Stage {
+    let extensions = body
+        .first()
+        .and_then(|len| extensions_block(body, 1 + usize::from(*len)));
+    let signature_algorithms = extensions
+        .and_then(|e| find_extension(e, 13))
+        .map(|data| {
+            u16_list(data)
+                .into_iter()
+                .map(signature_algorithm_name)
+                .collect()
+        })
+        .unwrap_or_default();
+    let certificate_authorities = extensions
+        .and_then(|e| find_extension(e, 47))
+        .map(distinguished_names)
+        .unwrap_or_default();
+    Stage::CertificateRequest {
+        signature_algorithms,
+        certificate_authorities,
+    }
+}
+
+/// A `u16 list<2..2^16-2>` with its length prefix.
+fn u16_list(data: &[u8]) -> Vec<u16> {
+    let Some(list) = extensions_block(data, 0) else {
+        return Vec::new();
+    };
+    list.chunks_exact(2)
+        .map(|pair| u16::from_be_bytes([pair[0], pair[1]]))
+        .collect()
+}
+
+/// `DistinguishedName authorities<3..2^16-1>`, each `opaque<1..2^16-1>` DER,
+/// as one-line names (`CN=..., O=...`); a name that does not parse is "?".
+fn distinguished_names(data: &[u8]) -> Vec<String> {
+    let Some(mut list) = extensions_block(data, 0) else {
+        return Vec::new();
+    };
+    let mut names = Vec::new();
+    while let Some(der) = extensions_block(list, 0) {
+        names.push(boring::x509::X509Name::from_der(der).map_or_else(
+            |_| "?".to_owned(),
+            |name| quicprobe_verifier::name_one_line(&name),
+        ));
+        list = &list[2 + der.len()..];
+    }
+    names
 }
 
 /// How many certificates a TLS 1.3 Certificate body carries.
@@ -320,6 +402,11 @@ pub fn signature_algorithm_name(id: u16) -> String {
         0x0805 => "rsa_pss_rsae_sha384".into(),
         0x0806 => "rsa_pss_rsae_sha512".into(),
         0x0807 => "ed25519".into(),
+        0x0201 => "rsa_pkcs1_sha1".into(),
+        0x0203 => "ecdsa_sha1".into(),
+        0x0904 => "mldsa44".into(),
+        0x0905 => "mldsa65".into(),
+        0x0906 => "mldsa87".into(),
         other => format!("0x{other:04x}"),
     }
 }
@@ -356,12 +443,62 @@ mod tests {
 
     #[test]
     fn truncated_messages_give_unknown_fields_not_panics() {
-        for kind in [2u8, 8, 11, 15] {
+        for kind in [2u8, 8, 11, 13, 15] {
             for len in 0..40 {
                 let body = vec![0xffu8; len];
                 let _ = stage_of(&message(false, kind, &body), &[], None);
+                let _ = stage_of(&message(true, kind, &body), &[], None);
             }
         }
+    }
+
+    #[test]
+    fn certificate_request_names_algorithms_and_authorities() {
+        let name = boring::x509::X509NameBuilder::new()
+            .and_then(|mut b| {
+                b.append_entry_by_text("CN", "Client CA")?;
+                Ok(b.build())
+            })
+            .expect("name")
+            .to_der()
+            .expect("der");
+        let mut authorities = (name.len() as u16).to_be_bytes().to_vec();
+        authorities.extend_from_slice(&name);
+        let mut ca_ext = (authorities.len() as u16).to_be_bytes().to_vec();
+        ca_ext.extend_from_slice(&authorities);
+        let sig_ext = [0x00, 0x04, 0x04, 0x03, 0x08, 0x04];
+        let mut extensions = Vec::new();
+        for (kind, data) in [(13u16, &sig_ext[..]), (47, &ca_ext[..])] {
+            extensions.extend_from_slice(&kind.to_be_bytes());
+            extensions.extend_from_slice(&(data.len() as u16).to_be_bytes());
+            extensions.extend_from_slice(data);
+        }
+        let mut body = vec![0u8]; // empty certificate_request_context
+        body.extend_from_slice(&(extensions.len() as u16).to_be_bytes());
+        body.extend_from_slice(&extensions);
+        assert_eq!(
+            stage_of(&message(false, 13, &body), &[], None),
+            Some(Stage::CertificateRequest {
+                signature_algorithms: vec![
+                    "ecdsa_secp256r1_sha256".into(),
+                    "rsa_pss_rsae_sha256".into()
+                ],
+                certificate_authorities: vec!["CN=Client CA".into()],
+            })
+        );
+    }
+
+    #[test]
+    fn an_empty_client_certificate_counts_none() {
+        // context length 0, certificate_list length 0
+        let stage = stage_of(&message(true, 11, &[0, 0, 0, 0]), &[], None);
+        assert_eq!(
+            stage,
+            Some(Stage::ClientCertificateSent {
+                certificates: 0,
+                bytes: 8
+            })
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! outcome it ends with.
 
 pub(crate) mod alerts;
+pub mod client_identity;
 pub(crate) mod compression;
 pub mod config;
 pub(crate) mod datapath;

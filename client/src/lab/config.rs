@@ -41,7 +41,44 @@ fn server_tls(spec: &LabSpec) -> Result<boring::ssl::SslContextBuilder, LabError
         builder.add_certificate_compression_algorithm(crate::engine::compression::Zlib)?;
     }
     staple(&mut builder, spec)?;
+    if let Some(auth) = &spec.client_auth {
+        ask_for_client_certificate(&mut builder, auth)?;
+    }
     Ok(builder)
+}
+
+/// BoringSSL's own client verification (SSL_VERIFY_PEER, and
+/// FAIL_IF_NO_PEER_CERT when required) against the `--client-ca` roots,
+/// set on the context before quiche takes it; the roots' names go in the
+/// CertificateRequest, as most servers configured with a client CA send them.
+fn ask_for_client_certificate(
+    builder: &mut boring::ssl::SslContextBuilder,
+    auth: &super::ClientAuth,
+) -> Result<(), LabError> {
+    use boring::ssl::SslVerifyMode;
+    use boring::x509::store::X509StoreBuilder;
+    let roots = quicprobe_verifier::read_certificates(&auth.ca).map_err(|error| {
+        let text = error.to_string();
+        let prefix = format!("{}: ", auth.ca.display());
+        LabError::Certificate {
+            path: auth.ca.clone(),
+            reason: text.strip_prefix(&prefix).unwrap_or(&text).to_owned(),
+        }
+    })?;
+    let mut store = X509StoreBuilder::new()?;
+    for root in &roots {
+        store.add_cert(root.clone())?;
+        builder.add_client_ca(root)?;
+    }
+    builder.set_cert_store(store.build());
+    // BoringSSL will not resume a session of a verifying server without one.
+    builder.set_session_id_context(b"quicprobe-lab")?;
+    let mut mode = SslVerifyMode::PEER;
+    if auth.required {
+        mode |= SslVerifyMode::FAIL_IF_NO_PEER_CERT;
+    }
+    builder.set_verify(mode);
+    Ok(())
 }
 
 /// What the lab staples to its chain, when told to.

@@ -49,6 +49,19 @@ pub struct LabSpec {
     pub ocsp_response: Option<Vec<u8>>,
     /// An SCT list to staple (RFC 6962 `SignedCertificateTimestampList`).
     pub sct_list: Option<Vec<u8>>,
+    /// Ask clients for a certificate and verify it against these roots.
+    pub client_auth: Option<ClientAuth>,
+}
+
+/// The lab asks for a client certificate (`serve --client-ca`), and with
+/// `required` closes without one (`--require-client-cert`).
+#[derive(Debug, Clone)]
+pub struct ClientAuth {
+    /// PEM roots a client certificate must chain to; their names go in the
+    /// CertificateRequest's certificate_authorities.
+    pub ca: PathBuf,
+    /// No certificate, no connection: TLS 1.3's certificate_required (116).
+    pub required: bool,
 }
 
 impl LabSpec {
@@ -63,6 +76,7 @@ impl LabSpec {
             compress_certificates: false,
             ocsp_response: None,
             sct_list: None,
+            client_auth: None,
         }
     }
 }

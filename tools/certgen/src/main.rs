@@ -13,6 +13,7 @@
 //! scenarios.json states the same facts plus what quicprobe's diagnosis should say
 //! (fault kind, certainty, alternatives, corrected chain), with and without --aia-fetch.
 
+mod client_auth;
 mod der;
 mod diagnosis;
 mod pki;
@@ -50,10 +51,9 @@ fn main() -> ExitCode {
 fn run(out_dir: &Path, only: &[String]) -> Result<()> {
     let lab = LabPki::generate()?;
     let scenarios = scenarios::all(&lab)?;
-    if let Some(unknown) = only
-        .iter()
-        .find(|name| !scenarios.iter().any(|s| s.name == name.as_str()))
-    {
+    if let Some(unknown) = only.iter().find(|name| {
+        name.as_str() != client_auth::FOLDER && !scenarios.iter().any(|s| s.name == name.as_str())
+    }) {
         return Err(format!("no scenario named {unknown}").into());
     }
 
@@ -65,6 +65,9 @@ fn run(out_dir: &Path, only: &[String]) -> Result<()> {
         if only.is_empty() || only.iter().any(|name| name == scenario.name) {
             write_scenario(out_dir, scenario)?;
         }
+    }
+    if only.is_empty() || only.iter().any(|name| name == client_auth::FOLDER) {
+        write_client_auth(out_dir)?;
     }
     write(&out_dir.join("scenarios.json"), &index_json(&scenarios)?)?;
     write(&out_dir.join("README.md"), &readme(&scenarios))?;
@@ -105,6 +108,24 @@ fn write_scenario(out_dir: &Path, scenario: &Scenario) -> Result<()> {
     }
     if let Some(why) = scenario.hostile {
         write(&dir.join("hostile"), &line(why))?;
+    }
+    Ok(())
+}
+
+/// Writes certs/client-auth/ from scratch: the client certificates, not a scenario.
+fn write_client_auth(out_dir: &Path) -> Result<()> {
+    let dir = out_dir.join(client_auth::FOLDER);
+    if dir.exists() {
+        fs::remove_dir_all(&dir)?;
+    }
+    fs::create_dir_all(&dir)?;
+    let set = client_auth::ClientAuthSet::generate()?;
+    for (name, contents) in &set.text_files {
+        write(&dir.join(name), contents)?;
+    }
+    for (name, bytes) in &set.binary_files {
+        let path = dir.join(name);
+        fs::write(&path, bytes).map_err(|err| format!("{}: {err}", path.display()))?;
     }
     Ok(())
 }

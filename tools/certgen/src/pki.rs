@@ -74,7 +74,7 @@ impl Dates {
 
 /// A random positive serial number. rcgen's default derives the serial from the public
 /// key, which would give a cross-signed certificate the same serial as the original.
-fn random_serial() -> Result<SerialNumber> {
+pub fn random_serial() -> Result<SerialNumber> {
     let mut bytes = [0u8; 16];
     boring::rand::rand_bytes(&mut bytes)?;
     // Positive, and no leading zero byte so the encoding keeps all 16 bytes.

@@ -40,6 +40,19 @@ pub struct Args {
     /// Idle timeout in milliseconds (0 disables it).
     #[arg(long, value_name = "N", default_value_t = 30_000)]
     pub idle_ms: u64,
+
+    /// Require a client certificate (QUIC_CREDENTIAL_FLAG_REQUIRE_CLIENT_AUTHENTICATION),
+    /// verified by OpenSSL against --client-ca: none gives certificate_required (116).
+    #[arg(long, requires = "client_ca")]
+    pub require_client_cert: bool,
+
+    /// The PEM roots a client certificate must chain to
+    /// (QUIC_CREDENTIAL_FLAG_SET_CA_CERTIFICATE_FILE). Required by
+    /// --require-client-cert: on Linux msquic's own certificate check
+    /// (certificates_posix.c) rejects every certificate, so only OpenSSL's
+    /// built-in verification with a CA file can accept one.
+    #[arg(long, value_name = "FILE", requires = "require_client_cert")]
+    pub client_ca: Option<PathBuf>,
 }
 
 /// Exit code for bad input, the same as clap's own usage errors.

@@ -41,5 +41,8 @@ fn main() {
 fn check_inputs(args: &cli::Args) -> Result<(), String> {
     preflight::check_certificate_file(&args.cert)?;
     preflight::check_key_file(&args.key)?;
+    if let Some(ca) = &args.client_ca {
+        preflight::check_certificate_file(ca)?;
+    }
     preflight::check_port_free(args.listen)
 }

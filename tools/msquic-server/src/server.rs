@@ -4,7 +4,8 @@ use crate::cli::Args;
 use crate::connection::{self, status_name};
 use crate::reaper::Reaper;
 use msquic::{
-    Addr, Api, BufferRef, CertificateFile, Configuration, Credential, CredentialConfig, Listener,
+    Addr, Api, BufferRef, CertificateFile, Configuration, Credential, CredentialConfig,
+    CredentialFlags, Listener,
     ListenerEvent, Registration, RegistrationConfig, Settings, Status, StatusCode,
     PARAM_GLOBAL_RETRY_MEMORY_PERCENT,
 };
@@ -122,7 +123,10 @@ fn open_configuration(
         args.key.display().to_string(),
         args.cert.display().to_string(),
     );
-    let credential = CredentialConfig::new().set_credential(Credential::CertificateFile(files));
+    let credential = client_authentication(
+        CredentialConfig::new().set_credential(Credential::CertificateFile(files)),
+        args,
+    );
     configuration
         .load_credential(&credential)
         .map_err(|status| {
@@ -134,6 +138,24 @@ fn open_configuration(
             )
         })?;
     Ok(configuration)
+}
+
+/// `--require-client-cert --client-ca FILE`: msquic's flags for client
+/// authentication on its OpenSSL (quictls) build. REQUIRE_CLIENT_AUTHENTICATION
+/// sets SSL_VERIFY_PEER | FAIL_IF_NO_PEER_CERT; USE_TLS_BUILTIN_CERTIFICATE_VALIDATION
+/// makes OpenSSL's X509_verify_cert decide (msquic's platform check on Linux
+/// fails every certificate); SET_CA_CERTIFICATE_FILE loads the roots
+/// (SSL_CTX_load_verify_locations).
+fn client_authentication(credential: CredentialConfig, args: &Args) -> CredentialConfig {
+    let Some(ca) = &args.client_ca else {
+        return credential;
+    };
+    credential
+        .set_credential_flags(
+            CredentialFlags::REQUIRE_CLIENT_AUTHENTICATION
+                | CredentialFlags::USE_TLS_BUILTIN_CERTIFICATE_VALIDATION,
+        )
+        .set_ca_certificate_file(ca.display().to_string())
 }
 
 fn open_listener(

@@ -14,11 +14,15 @@ impl Outcome {
     pub fn explain(&self) -> String {
         match self.end.kind {
             OutcomeKind::Ok => format!(
-                "handshake complete{}{}{}",
+                "handshake complete{}{}{}{}",
                 self.handshake
                     .alpn
                     .as_deref()
                     .map_or_else(String::new, |a| format!(", ALPN {a}")),
+                self.handshake
+                    .client_certificate
+                    .as_ref()
+                    .map_or_else(String::new, |c| c.note_on_success()),
                 self.end
                     .idle_end
                     .map_or_else(String::new, |idle| format!("; then {}", idle.describe())),
@@ -142,6 +146,14 @@ impl Outcome {
                 self.offered_alpns().join(","),
                 close.describe()
             );
+        }
+        if let Some(words) = self
+            .handshake
+            .client_certificate
+            .as_ref()
+            .and_then(|c| c.explain_close(close))
+        {
+            return words;
         }
         if close.sent_by == Side::Client
             && !close.is_app

@@ -11,7 +11,9 @@ use quicprobe_verifier::{
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Close, IdleEnd, Outcome, OutcomeKind, SessionReport, Stats, TlsSummary};
+use super::{
+    ClientCertificateReport, Close, IdleEnd, Outcome, OutcomeKind, SessionReport, Stats, TlsSummary,
+};
 use crate::aia::AiaReport;
 use crate::engine::fingerprint::ServerGuess;
 use crate::engine::flights::FlightReport;
@@ -53,6 +55,7 @@ impl Outcome {
             stapled: self.chain.checked.as_ref().map(|c| c.stapled),
             insecure: self.chain.insecure,
             session: self.handshake.session.as_ref(),
+            client_certificate: self.handshake.client_certificate.as_ref(),
             insecure_override: self.end.kind == OutcomeKind::Ok
                 && !self.insecure_warning().is_empty(),
             response: self.response(),
@@ -97,6 +100,7 @@ struct OutcomeJson<'a> {
     stapled: Option<Stapled>,
     insecure: bool,
     session: Option<&'a SessionReport>,
+    client_certificate: Option<&'a ClientCertificateReport>,
     insecure_override: bool,
     response: Option<&'a Response>,
     responses: &'a [Response],

@@ -15,10 +15,12 @@ use crate::engine::target::Target;
 use crate::exit;
 use crate::hex::hex;
 
+mod client_cert;
 mod ending;
 mod explain;
 mod json;
 
+pub use client_cert::ClientCertificateReport;
 pub use ending::{Close, IdleEnd, SessionReport, Side};
 
 /// The ways a connection attempt ends, each with curl's exit code.
@@ -117,6 +119,8 @@ pub struct Handshake {
     pub initial_keys_dropped: Option<KeysDropped>,
     /// `--session-file`: resumption and 0-RTT.
     pub session: Option<SessionReport>,
+    /// Whether the server asked for a client certificate and what we sent.
+    pub client_certificate: Option<ClientCertificateReport>,
 }
 
 /// The server's chain: the verdict reached in the handshake, its
@@ -218,6 +222,7 @@ impl Outcome {
                 flights: None,
                 initial_keys_dropped: None,
                 session: None,
+                client_certificate: None,
             },
             chain: ChainCheck::default(),
             application: Application::default(),

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use super::Probe;
 use crate::engine::fingerprint::{self, ServerTraits};
-use crate::engine::outcome::{Close, IdleEnd, Outcome, OutcomeKind, SessionReport, Side};
+use crate::engine::outcome::{
+    ClientCertificateReport, Close, IdleEnd, Outcome, OutcomeKind, SessionReport, Side,
+};
 use crate::engine::request::Requests;
 use crate::engine::session;
 
@@ -50,6 +52,10 @@ impl Probe {
         outcome.end.idle_end = self.idle_end();
         outcome.handshake.initial_keys_dropped = self.initial_keys_dropped;
         outcome.chain.insecure = self.settings.insecure;
+        outcome.handshake.client_certificate = ClientCertificateReport::of(
+            &outcome.handshake.stages,
+            self.settings.client_certificate.as_ref(),
+        );
         outcome.handshake.session = self.settings.session_file.as_ref().map(|_| SessionReport {
             offered: self.session_offered,
             resumed: self.conn.is_resumed(),

@@ -53,6 +53,8 @@ pub struct ProbeSettings {
     pub early_data: bool,
     /// `--local-port N[-M]`: the local ports to bind, first free one wins.
     pub local_ports: Option<(u16, u16)>,
+    /// `--cert`: the client certificate we hold, for the report.
+    pub client_certificate: Option<crate::engine::client_identity::IdentitySummary>,
 }
 
 impl ProbeSettings {
@@ -71,6 +73,7 @@ impl ProbeSettings {
             session_file: None,
             early_data: false,
             local_ports: None,
+            client_certificate: None,
         }
     }
 }

@@ -22,6 +22,8 @@ pub(super) struct AioquicLog {
     discarded: Vec<Epoch>,
     /// The ALPN the EncryptedExtensions carried.
     alpn: Option<String>,
+    /// A CertificateRequest came: aioquic's state names the Certificate next.
+    certificate_requested: bool,
     /// The chain was rejected at this time, for this reason: the handshake
     /// goes no further in aioquic, whatever BoringSSL had read already.
     rejected: Option<(f64, String)>,
@@ -36,6 +38,7 @@ impl Default for AioquicLog {
             connected: false,
             discarded: Vec::new(),
             alpn: None,
+            certificate_requested: false,
             rejected: None,
         }
     }
@@ -79,11 +82,24 @@ impl AioquicLog {
                      State.CLIENT_EXPECT_CERTIFICATE_REQUEST_OR_CERTIFICATE",
                 )
             }
+            Stage::CertificateRequest { .. } => {
+                self.certificate_requested = true;
+                self.line(
+                    t,
+                    "DEBUG",
+                    "TLS State.CLIENT_EXPECT_CERTIFICATE_REQUEST_OR_CERTIFICATE -> \
+                     State.CLIENT_EXPECT_CERTIFICATE",
+                )
+            }
             Stage::Certificate { .. } => self.line(
                 t,
                 "DEBUG",
-                "TLS State.CLIENT_EXPECT_CERTIFICATE_REQUEST_OR_CERTIFICATE -> \
-                 State.CLIENT_EXPECT_CERTIFICATE_VERIFY",
+                if self.certificate_requested {
+                    "TLS State.CLIENT_EXPECT_CERTIFICATE -> State.CLIENT_EXPECT_CERTIFICATE_VERIFY"
+                } else {
+                    "TLS State.CLIENT_EXPECT_CERTIFICATE_REQUEST_OR_CERTIFICATE -> \
+                     State.CLIENT_EXPECT_CERTIFICATE_VERIFY"
+                },
             ),
             Stage::Verdict {
                 accepted: false,

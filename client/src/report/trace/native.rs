@@ -113,6 +113,52 @@ fn stage_words(stage: &Stage) -> (&'static str, String) {
                 signature_algorithm.as_deref().unwrap_or("?")
             ),
         ),
+        Stage::CertificateRequest {
+            signature_algorithms,
+            certificate_authorities,
+        } => (
+            "<",
+            format!(
+                "CertificateRequest (13): the server asks for a client certificate; \
+                 signature algorithms {}; {}",
+                if signature_algorithms.is_empty() {
+                    "(none listed)".to_owned()
+                } else {
+                    signature_algorithms.join(",")
+                },
+                if certificate_authorities.is_empty() {
+                    "no certificate_authorities (any issuer it trusts)".to_owned()
+                } else {
+                    format!("issued by one of: {}", certificate_authorities.join(" | "))
+                }
+            ),
+        ),
+        Stage::ClientCertificateSent {
+            certificates,
+            bytes,
+        } => (
+            ">",
+            if *certificates == 0 {
+                format!(
+                    "Certificate (11): empty, we have no client certificate (--cert), {bytes} bytes"
+                )
+            } else {
+                format!(
+                    "Certificate (11): client certificate and {} intermediate{}, {bytes} bytes",
+                    certificates - 1,
+                    if *certificates == 2 { "" } else { "s" }
+                )
+            },
+        ),
+        Stage::ClientCertificateVerifySent {
+            signature_algorithm,
+        } => (
+            ">",
+            format!(
+                "CertificateVerify (15): {}",
+                signature_algorithm.as_deref().unwrap_or("?")
+            ),
+        ),
         Stage::ServerFinished => ("<", "Finished (20)".into()),
         Stage::ClientFinishedSent => (">", "Finished (20)".into()),
         Stage::HandshakeDone => ("<", "HANDSHAKE_DONE".into()),
