@@ -555,6 +555,29 @@ fn assert_connect_matches_verify(name: &str, report: &Value, peer: &str) {
     assert_eq!(report["exit_code"], 60, "{name} against {peer}: {report:#}");
     assert_expected(name, report, &expected["diagnosis"], peer);
     assert_one_story(name, report);
+    assert_chain_rebuilds_from_json(name, report, peer);
+}
+
+/// `chain[].der_base64` is each certificate exactly as sent: the chain
+/// rebuilt from the JSON alone is chain.pem, in order.
+fn assert_chain_rebuilds_from_json(name: &str, report: &Value, peer: &str) {
+    use base64::Engine as _;
+    let sent: Vec<Vec<u8>> = read_certificates(&scenario(name).join("chain.pem"))
+        .expect("chain.pem")
+        .iter()
+        .map(|cert| cert.to_der().expect("DER"))
+        .collect();
+    let rebuilt: Vec<Vec<u8>> = report["chain"]
+        .as_array()
+        .expect("chain")
+        .iter()
+        .map(|cert| {
+            base64::engine::general_purpose::STANDARD
+                .decode(cert["der_base64"].as_str().expect("der_base64"))
+                .expect("base64")
+        })
+        .collect();
+    assert!(rebuilt == sent, "{name} against {peer}: the chain as sent");
 }
 
 #[test]

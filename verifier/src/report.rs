@@ -2,6 +2,7 @@
 //! faults of the chain as a whole that BoringSSL does not judge (order,
 //! duplicates, a needless root, certificates that certify nothing, size).
 
+use base64::Engine as _;
 use boring::nid::Nid;
 use boring::pkey::Id;
 use boring::x509::{X509Ref, X509};
@@ -47,6 +48,9 @@ pub struct CertificateSummary {
     /// SHA-256 of the DER, lower-case hex with colons.
     pub sha256: String,
     pub der_bytes: usize,
+    /// The certificate itself, exactly as sent (standard base64 of the
+    /// DER), so that a chain can be rebuilt from the JSON alone.
+    pub der_base64: String,
 }
 
 /// A fault of the chain as sent that does not by itself make a strict
@@ -162,6 +166,7 @@ fn summarise(depth: usize, cert: &X509Ref) -> CertificateSummary {
         self_signed: is_self_signed(cert),
         sha256: sha256_fingerprint(&der),
         der_bytes: der.len(),
+        der_base64: base64::engine::general_purpose::STANDARD.encode(&der),
     }
 }
 
