@@ -40,9 +40,6 @@ pub struct GetArgs {
     /// Write the response's status and header fields before its body, as curl's -i.
     #[arg(short = 'i', long = "include")]
     pub include: bool,
-    /// Give up when the handshake, or then the responses, take longer than this.
-    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
-    pub timeout: f64,
     /// Print one JSON outcome per connection instead of the bodies (use -o for them).
     #[arg(long)]
     pub json: bool,

@@ -30,11 +30,24 @@ pub struct ScanArgs {
     #[arg(long, value_name = "FILE")]
     pub targets: PathBuf,
     /// Keep up to N connections in flight at once.
-    #[arg(long, value_name = "N", default_value_t = 50)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 50,
+        allow_negative_numbers = true
+    )]
     pub concurrency: usize,
     /// Give up on a handshake after this many seconds (counted from its
-    /// first packet, not from the start of the scan).
-    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    /// first packet, not from the start of the scan), as curl's
+    /// --connect-timeout; `--timeout` is its alias. 5 s, not connect's 10:
+    /// a scan meets many dead targets, and each would hold a slot that long.
+    #[arg(
+        long = "connect-timeout",
+        visible_alias = "timeout",
+        value_name = "SECS",
+        default_value_t = 5.0,
+        allow_negative_numbers = true
+    )]
     pub timeout: f64,
     #[command(flatten)]
     pub trust: TrustArgs,

@@ -9,7 +9,7 @@ use quicprobe_verifier::TrustStore;
 use serde_json::json;
 
 use crate::aia::{run_aia_check, FetchSettings};
-use crate::cli::setup::{addressing, prepare, seconds};
+use crate::cli::setup::{addressing, prepare, seconds, writable_file};
 use crate::cli::ConnectArgs;
 use crate::engine::config::{run_jobs, ConnectError};
 use crate::engine::event_loop::Job;
@@ -30,11 +30,10 @@ pub struct ConnectOutput {
 /// final line.
 pub fn run(args: &ConnectArgs, quiet: bool) -> Result<ConnectOutput, ConnectError> {
     let jobs = jobs(args)?;
-    let (setup, mut settings) = prepare(
-        &args.conn,
-        args.trace_style,
-        seconds("--timeout", args.timeout)?,
-    )?;
+    if let Some(path) = &args.json_file {
+        writable_file("--json-file", path)?;
+    }
+    let (setup, mut settings) = prepare(&args.conn, args.trace_style)?;
     settings.hold = args.hold.map(|hold| seconds("--hold", hold)).transpose()?;
     let trust = setup.trust.clone();
     let started = Instant::now();
@@ -72,6 +71,7 @@ fn write_json_lines(path: &std::path::Path, outcomes: &[Outcome]) -> Result<(), 
         .map(|outcome| format!("{}\n", outcome.to_json()))
         .collect();
     std::fs::write(path, text).map_err(|source| ConnectError::File {
+        flag: "--json-file",
         path: path.to_owned(),
         source,
     })

@@ -64,6 +64,8 @@ pub enum DemoError {
     NoOutcome,
 }
 
+impl crate::exit::Failure for DemoError {}
+
 pub fn run(args: &DemoArgs) -> Result<DemoOutput, DemoError> {
     let mut out = String::new();
     let mut as_expected = true;

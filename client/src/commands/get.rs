@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::cli::setup::{addressing, prepare, seconds};
+use crate::cli::setup::{addressing, prepare, writable_file};
 use crate::cli::GetArgs;
 use crate::engine::config::{run_jobs, ConnectError};
 use crate::engine::event_loop::Job;
@@ -22,11 +22,7 @@ use crate::report::trace::{self, TraceStyle};
 /// errors to stderr. Returns the exit code.
 pub fn run(args: &GetArgs, verbose: bool, out: &mut dyn Write) -> Result<u8, ConnectError> {
     let targets = plan(args)?;
-    let (setup, settings) = prepare(
-        &args.conn,
-        TraceStyle::Native,
-        seconds("--timeout", args.timeout)?,
-    )?;
+    let (setup, settings) = prepare(&args.conn, TraceStyle::Native)?;
     let trust = setup.trust.clone();
     let addressing = addressing(&args.conn);
     let jobs = targets
@@ -127,13 +123,21 @@ fn request_template(args: &GetArgs) -> Result<RequestSpec, ConnectError> {
     })
 }
 
-/// Where the Nth body goes: its -o file, its -O name, or stdout.
+/// Where the Nth body goes: its -o file, its -O name, or stdout; a file
+/// is opened now, before connecting, so that a lost body costs no transfer.
 fn sink_for(args: &GetArgs, n: usize, path: &str) -> Result<SinkSpec, ConnectError> {
     if let Some(file) = args.output.get(n) {
+        // curl's `-o -`: the body goes to stdout.
+        if file.as_os_str() == "-" {
+            return Ok(SinkSpec::Stdout);
+        }
+        writable_file("-o", file)?;
         return Ok(SinkSpec::File(file.clone()));
     }
     if args.remote_name {
-        return remote_name(path).map(SinkSpec::File);
+        let file = remote_name(path)?;
+        writable_file("-O", &file)?;
+        return Ok(SinkSpec::File(file));
     }
     Ok(if args.json {
         SinkSpec::Discard
