@@ -51,6 +51,7 @@ pub fn prepare(
     if conn.insecure {
         warn_insecure();
     }
+    log::info!("ALPN: quicprobe offers {}", conn.alpn.join(","));
     let settings = ProbeSettings {
         alpns: conn.alpn.clone(),
         sni: conn.sni.clone(),

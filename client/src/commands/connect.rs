@@ -29,11 +29,12 @@ pub struct ConnectOutput {
 /// Runs `quicprobe connect`. `quiet` (`-q`) prints only each connection's
 /// final line.
 pub fn run(args: &ConnectArgs, quiet: bool) -> Result<ConnectOutput, ConnectError> {
-    let jobs = jobs(args)?;
+    // Every flag and output file is checked before any name is looked up.
+    let (setup, mut settings) = prepare(&args.conn, args.trace_style)?;
     if let Some(path) = &args.json_file {
         writable_file("--json-file", path)?;
     }
-    let (setup, mut settings) = prepare(&args.conn, args.trace_style)?;
+    let jobs = jobs(args)?;
     settings.hold = args.hold.map(|hold| seconds("--hold", hold)).transpose()?;
     let trust = setup.trust.clone();
     let started = Instant::now();

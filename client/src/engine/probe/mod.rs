@@ -151,8 +151,11 @@ impl Probe {
         socket.connect(addr)?;
         let datapath = Datapath::new(socket)?;
         let local = datapath.local_addr()?;
+        log::info!("  Trying {addr}... (UDP, from {local})");
+        log::info!("{}", datapath.describe());
         let scid = random_connection_id()?;
         let sni = settings.sni.clone().or_else(|| target.default_sni());
+        log::info!("SNI: {}", sni.as_deref().unwrap_or("(none: the host is an IP address)"));
         let conn = quiche::connect(
             sni.as_deref(),
             &quiche::ConnectionId::from_ref(&scid),
