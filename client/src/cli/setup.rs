@@ -14,6 +14,7 @@ use crate::engine::config::{ClientSetup, ConnectError};
 use crate::engine::probe::ProbeSettings;
 use crate::engine::target::{Addressing, Family};
 use crate::report::trace::TraceStyle;
+use crate::report::write_out::WriteOut;
 
 /// Said once per run on stderr, even with -q (not through the logger, which
 /// -q silences): `--insecure` never goes quietly.
@@ -171,6 +172,13 @@ fn existing_folder(flag: &'static str, path: &Path, folder: &Path) -> Result<(),
             ),
         ),
     })
+}
+
+/// `-w FORMAT` (or `@FILE`), parsed before any connection is made.
+pub fn write_out_format(arg: Option<&str>) -> Result<Option<WriteOut>, ConnectError> {
+    arg.map(WriteOut::from_arg)
+        .transpose()
+        .map_err(|error| ConnectError::Usage(error.to_string()))
 }
 
 /// `--resolve`, `--connect-to`, `-4`/`-6`.

@@ -9,7 +9,7 @@ use quicprobe_verifier::TrustStore;
 use serde_json::json;
 
 use crate::aia::{run_aia_check, FetchSettings};
-use crate::cli::setup::{addressing, prepare, seconds, writable_file};
+use crate::cli::setup::{addressing, prepare, seconds, writable_file, write_out_format};
 use crate::cli::ConnectArgs;
 use crate::engine::config::{run_jobs, ConnectError};
 use crate::engine::event_loop::Job;
@@ -18,6 +18,7 @@ use crate::engine::outcome::{Outcome, OutcomeKind};
 use crate::engine::target::Target;
 use crate::report::explain::explain_chains;
 use crate::report::trace::{self, TraceStyle};
+use crate::report::write_out::WriteOut;
 
 /// What `connect` prints and the exit code it ends with.
 pub struct ConnectOutput {
@@ -31,6 +32,7 @@ pub struct ConnectOutput {
 pub fn run(args: &ConnectArgs, quiet: bool) -> Result<ConnectOutput, ConnectError> {
     // Every flag and output file is checked before any name is looked up.
     let (setup, mut settings) = prepare(&args.conn, args.trace_style)?;
+    let format = write_out_format(args.conn.write_out.as_deref())?;
     if let Some(path) = &args.json_file {
         writable_file("--json-file", path)?;
     }
@@ -42,7 +44,11 @@ pub fn run(args: &ConnectArgs, quiet: bool) -> Result<ConnectOutput, ConnectErro
     let wall = started.elapsed();
     let (stdout, outcomes) = if args.repeat > 1 {
         // The summary needs no per-connection explanation.
-        (repeat_report(&outcomes, wall, args.json), outcomes)
+        let mut stdout = repeat_report(&outcomes, wall, args.json);
+        for outcome in &outcomes {
+            write_out(format.as_ref(), outcome, &mut stdout);
+        }
+        (stdout, outcomes)
     } else {
         let mut outcomes = outcomes;
         // Before the explanation: what the fetch finds is its evidence.
@@ -50,10 +56,18 @@ pub fn run(args: &ConnectArgs, quiet: bool) -> Result<ConnectOutput, ConnectErro
             fetch_missing_issuers(&mut outcomes, &trust, args.aia_connect_to);
         }
         let outcomes = explain_chains(outcomes, &trust);
-        (
-            per_connection_report(&outcomes, args.trace_style, args.json, quiet),
-            outcomes,
-        )
+        let mut stdout = String::new();
+        for (index, outcome) in outcomes.iter().enumerate() {
+            stdout.push_str(&per_connection_report(
+                outcome,
+                index,
+                args.trace_style,
+                args.json,
+                quiet,
+            ));
+            write_out(format.as_ref(), outcome, &mut stdout);
+        }
+        (stdout, outcomes)
     };
     if let Some(path) = &args.json_file {
         write_json_lines(path, &outcomes)?;
@@ -125,27 +139,37 @@ fn jobs(args: &ConnectArgs) -> Result<Vec<Job>, ConnectError> {
     Ok(jobs)
 }
 
+/// `-w`: one finished connection's write-out, after its report; the
+/// `%{stderr}` part goes to stderr.
+fn write_out(format: Option<&WriteOut>, outcome: &Outcome, stdout: &mut String) {
+    let Some(rendered) = format.map(|f| f.render(outcome)) else {
+        return;
+    };
+    stdout.push_str(&rendered.stdout);
+    eprint!("{}", rendered.stderr);
+}
+
+/// What one connection prints: its JSON, its summary line (`-q`) or its trace.
 fn per_connection_report(
-    outcomes: &[Outcome],
+    outcome: &Outcome,
+    index: usize,
     style: TraceStyle,
     json: bool,
     quiet: bool,
 ) -> String {
     let mut out = String::new();
-    for (index, outcome) in outcomes.iter().enumerate() {
-        if json {
-            let _ = writeln!(out, "{}", outcome.to_json());
-            continue;
-        }
-        if quiet && style == TraceStyle::Native {
-            let _ = writeln!(out, "{}", trace::summary_line(outcome));
-            continue;
-        }
-        out.push_str(&trace::render(outcome, style, index));
-        // The native trace ends with it already; a JSON stream must stay JSON.
-        if style == TraceStyle::Aioquic {
-            let _ = writeln!(out, "{}", trace::summary_line(outcome));
-        }
+    if json {
+        let _ = writeln!(out, "{}", outcome.to_json());
+        return out;
+    }
+    if quiet && style == TraceStyle::Native {
+        let _ = writeln!(out, "{}", trace::summary_line(outcome));
+        return out;
+    }
+    out.push_str(&trace::render(outcome, style, index));
+    // The native trace ends with it already; a JSON stream must stay JSON.
+    if style == TraceStyle::Aioquic {
+        let _ = writeln!(out, "{}", trace::summary_line(outcome));
     }
     out
 }

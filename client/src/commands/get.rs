@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::cli::setup::{addressing, prepare, writable_file};
+use crate::cli::setup::{addressing, prepare, writable_file, write_out_format};
 use crate::cli::GetArgs;
 use crate::engine::config::{run_jobs, ConnectError};
 use crate::engine::event_loop::Job;
@@ -17,12 +17,14 @@ use crate::engine::request::{RequestSpec, SinkSpec};
 use crate::engine::target::Target;
 use crate::report::explain::explain_chains;
 use crate::report::trace::{self, TraceStyle};
+use crate::report::write_out::WriteOut;
 
 /// Runs `quicprobe get`: bodies (or JSON) to `out`, traces with `-v` and
 /// errors to stderr. Returns the exit code.
 pub fn run(args: &GetArgs, verbose: bool, out: &mut dyn Write) -> Result<u8, ConnectError> {
     let targets = plan(args)?;
     let (setup, settings) = prepare(&args.conn, TraceStyle::Native)?;
+    let format = write_out_format(args.conn.write_out.as_deref())?;
     let trust = setup.trust.clone();
     let addressing = addressing(&args.conn);
     let jobs = targets
@@ -38,13 +40,19 @@ pub fn run(args: &GetArgs, verbose: bool, out: &mut dyn Write) -> Result<u8, Con
         .collect::<Result<Vec<_>, ConnectError>>()?;
     let concurrency = jobs.len().max(1);
     let outcomes = explain_chains(run_jobs(jobs, concurrency, &setup, &settings)?, &trust);
-    report(&outcomes, args.json, verbose, out);
+    report(&outcomes, args.json, verbose, format.as_ref(), out);
     Ok(overall_exit_code(&outcomes))
 }
 
 /// What each outcome prints: bodies or JSON on stdout; on stderr the trace
 /// with `-v`, and curl's one line for anything that went wrong.
-fn report(outcomes: &[Outcome], json: bool, verbose: bool, out: &mut dyn Write) {
+fn report(
+    outcomes: &[Outcome],
+    json: bool,
+    verbose: bool,
+    format: Option<&WriteOut>,
+    out: &mut dyn Write,
+) {
     for outcome in outcomes {
         if verbose {
             eprint!("{}", trace::render(outcome, TraceStyle::Native, 0));
@@ -61,6 +69,11 @@ fn report(outcomes: &[Outcome], json: bool, verbose: bool, out: &mut dyn Write) 
                 .iter()
                 .try_for_each(|body| out.write_all(body))
         };
+        // -w: after the connection's data, as curl.
+        if let Some(rendered) = format.map(|f| f.render(outcome)) {
+            let _ = out.write_all(rendered.stdout.as_bytes());
+            eprint!("{}", rendered.stderr);
+        }
     }
 }
 
