@@ -7,6 +7,7 @@ use clap::Args;
 use super::ConnectionOptions;
 
 #[derive(Debug, Args)]
+#[command(after_help = super::help::get())]
 pub struct GetArgs {
     /// https://host[:port]/path (repeatable; requests to one origin share a connection).
     #[arg(value_name = "URL", required = true)]

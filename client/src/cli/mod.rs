@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 mod get;
+mod help;
 mod impair;
 mod scan;
 pub(crate) mod setup;
@@ -18,7 +19,12 @@ pub use scan::ScanArgs;
 /// A QUIC client that verifies server certificate chains strictly and tells
 /// you exactly what happened in the handshake and why it failed.
 #[derive(Debug, Parser)]
-#[command(name = "quicprobe", version, propagate_version = true)]
+#[command(
+    name = "quicprobe",
+    version,
+    propagate_version = true,
+    after_help = help::top()
+)]
 pub struct Cli {
     /// More output (-v: info, -vv: debug, -vvv: trace). RUST_LOG works too.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -72,6 +78,7 @@ pub struct TrustArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = help::verify())]
 pub struct VerifyArgs {
     /// The chain exactly as the server would send it (PEM, leaf first).
     #[arg(long, value_name = "FILE")]
@@ -100,6 +107,7 @@ pub struct VerifyArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = help::connect())]
 pub struct ConnectArgs {
     /// https://host[:port][/path], host:port, or [v6addr]:port (port 443 by default).
     #[arg(value_name = "TARGET", required = true)]
@@ -249,6 +257,7 @@ pub enum AlertStyleArg {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = help::serve())]
 pub struct ServeArgs {
     /// A scenario of certs/ (by name, or a path to its folder).
     #[arg(long, value_name = "NAME", conflicts_with_all = ["chain", "key"])]
@@ -285,6 +294,7 @@ pub struct ServeArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = help::demo())]
 pub struct DemoArgs {
     /// Print each connection's outcome as JSON instead of the traces: two
     /// lines, one object each (JSON Lines).
