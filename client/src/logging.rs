@@ -74,7 +74,11 @@ mod tests {
     #[test]
     fn quicprobe_info_lines_read_like_curls() {
         assert_eq!(
-            line("quicprobe::engine::target", Level::Info, "Host x:1 was resolved."),
+            line(
+                "quicprobe::engine::target",
+                Level::Info,
+                "Host x:1 was resolved."
+            ),
             Some("* Host x:1 was resolved.".into())
         );
         assert_eq!(

@@ -64,6 +64,9 @@ fn usage_error(error: &clap::Error) -> u8 {
         // 0 for help and version, 2 for help shown because nothing was asked.
         return u8::try_from(error.exit_code()).unwrap_or(exit::USAGE);
     }
-    eprintln!("quicprobe: {} (see --help)", quicprobe::cli::one_line(&error.to_string()));
+    eprintln!(
+        "quicprobe: {} (see --help)",
+        quicprobe::cli::one_line(&error.to_string())
+    );
     exit::USAGE
 }

@@ -132,7 +132,11 @@ fn every_file_flag_into_a_missing_folder_exits_23() {
         &["--qlog-dir", missing.to_str().unwrap()],
         &target,
     );
-    assert_one_error_line(&output, 23, &["--qlog-dir", "quicprobe does not create folders"]);
+    assert_one_error_line(
+        &output,
+        23,
+        &["--qlog-dir", "quicprobe does not create folders"],
+    );
     assert!(!missing.exists(), "no folder is created");
     assert_no_handshake(&lab);
 }
@@ -165,13 +169,22 @@ fn serve_names_a_key_that_does_not_match_the_chain() {
     assert_one_error_line(
         &output,
         2,
-        &["--key", "leaf-only/key.pem", "does not match the certificate in --chain"],
+        &[
+            "--key",
+            "leaf-only/key.pem",
+            "does not match the certificate in --chain",
+        ],
     );
 }
 
 #[test]
 fn timeouts_zero_and_negative_are_named_sentences() {
-    for (value, command) in [("0", "connect"), ("-1", "connect"), ("-1", "get"), ("-2.5", "scan")] {
+    for (value, command) in [
+        ("0", "connect"),
+        ("-1", "connect"),
+        ("-1", "get"),
+        ("-2.5", "scan"),
+    ] {
         let mut args = vec![command, "--timeout", value];
         match command {
             "scan" => args.extend(["--targets", "/dev/null"]),
@@ -181,9 +194,16 @@ fn timeouts_zero_and_negative_are_named_sentences() {
         assert_one_error_line(
             &output,
             2,
-            &[&format!("timeout {value}:"), "not a positive number of seconds"],
+            &[
+                &format!("timeout {value}:"),
+                "not a positive number of seconds",
+            ],
         );
-        assert!(!stderr(&output).contains("'--"), "no clap advice: {}", stderr(&output));
+        assert!(
+            !stderr(&output).contains("'--"),
+            "no clap advice: {}",
+            stderr(&output)
+        );
     }
     let output = quicprobe(&["connect", "--repeat", "many", "localhost:1"]);
     assert_one_error_line(&output, 2, &["'many'", "--repeat"]);
@@ -228,7 +248,12 @@ fn no_address_of_the_family_is_exit_6_as_in_scan() {
 fn an_uppercase_scheme_and_a_user_name_are_accepted_as_curl_does() {
     let lab = start_lab();
     let port = lab.addr().port();
-    let output = run("connect", port, &[], &format!("HTTPS://user@localhost:{port}/"));
+    let output = run(
+        "connect",
+        port,
+        &[],
+        &format!("HTTPS://user@localhost:{port}/"),
+    );
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert!(
         stderr(&output).contains("the user name in the URL is not used"),
@@ -245,15 +270,29 @@ fn write_out_fills_in_curls_and_quicprobes_variables() {
     let port = lab.addr().port();
     let format = "%{exit_code} %{http_code} %{http_version} %{remote_port} %{verdict} \
                   %{alpn} %{ssl_verify_result} %{url}\\n%{stderr}to stderr";
-    let output = run("connect", port, &["-s", "-w", format], &format!("https://localhost:{port}/"));
+    let output = run(
+        "connect",
+        port,
+        &["-s", "-w", format],
+        &format!("https://localhost:{port}/"),
+    );
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let last = stdout(&output).lines().last().unwrap_or_default().to_owned();
+    let last = stdout(&output)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned();
     assert_eq!(
         last,
         format!("0 200 3 {port} accepted h3 0 https://localhost:{port}/")
     );
     assert!(stderr(&output).ends_with("to stderr"));
-    let output = run("get", port, &["-w", "@/nonexistent/format"], &format!("https://localhost:{port}/"));
+    let output = run(
+        "get",
+        port,
+        &["-w", "@/nonexistent/format"],
+        &format!("https://localhost:{port}/"),
+    );
     assert_one_error_line(&output, 2, &["-w @/nonexistent/format"]);
 }
 
@@ -276,13 +315,21 @@ fn max_time_bounds_the_whole_transfer() {
     let port = lab.addr().port();
     // 1 GiB cannot arrive in 0.3 s, even on loopback.
     let url = format!("https://localhost:{port}/bytes/1073741824");
-    let output = run("get", port, &["-m", "0.3", "-o", "/dev/null", "--json"], &url);
+    let output = run(
+        "get",
+        port,
+        &["-m", "0.3", "-o", "/dev/null", "--json"],
+        &url,
+    );
     let report = json_of(&output);
     assert_eq!(report["exit_code"], 28, "{report}");
     assert!(report["elapsed_ms"].as_f64().unwrap() < 5000.0);
     assert!(
         report["explanation"].as_str().unwrap().contains("stalled")
-            || report["explanation"].as_str().unwrap().contains("-m/--max-time"),
+            || report["explanation"]
+                .as_str()
+                .unwrap()
+                .contains("-m/--max-time"),
         "{report}"
     );
 }
@@ -291,7 +338,9 @@ fn max_time_bounds_the_whole_transfer() {
 
 #[test]
 fn every_help_has_examples_and_the_exit_codes() {
-    for command in ["connect", "get", "scan", "verify", "serve", "demo", "impair"] {
+    for command in [
+        "connect", "get", "scan", "verify", "serve", "demo", "impair",
+    ] {
         let output = quicprobe(&[command, "--help"]);
         let text = stdout(&output);
         assert!(text.contains("Examples:"), "{command}");

@@ -127,10 +127,20 @@ pub struct ConnectArgs {
     #[arg(long, value_name = "FILE")]
     pub json_file: Option<PathBuf>,
     /// Make N connections to each target.
-    #[arg(long, value_name = "N", default_value_t = 1, allow_negative_numbers = true)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        allow_negative_numbers = true
+    )]
     pub repeat: usize,
     /// Keep up to K connections in flight at once.
-    #[arg(long, value_name = "K", default_value_t = 1, allow_negative_numbers = true)]
+    #[arg(
+        long,
+        value_name = "K",
+        default_value_t = 1,
+        allow_negative_numbers = true
+    )]
     pub concurrency: usize,
     /// When the chain is rejected for a missing issuer, fetch it from the
     /// AIA caIssuers URL (plain http only, 2 s, 64 KiB, up to 4 hops up the

@@ -346,7 +346,9 @@ impl std::str::FromStr for ResolveEntry {
 fn without_userinfo<'a>(authority: &'a str, whole: &str) -> &'a str {
     match authority.rsplit_once('@') {
         Some((_, host)) => {
-            log::warn!("{whole}: the user name in the URL is not used (quicprobe sends no credentials)");
+            log::warn!(
+                "{whole}: the user name in the URL is not used (quicprobe sends no credentials)"
+            );
             host
         }
         None => authority,
@@ -470,9 +472,16 @@ mod tests {
 
     #[test]
     fn userinfo_never_reaches_the_host() {
-        for url in ["https://user@localhost:4433/", "https://u:p@w@localhost:4433/"] {
+        for url in [
+            "https://user@localhost:4433/",
+            "https://u:p@w@localhost:4433/",
+        ] {
             let target = Target::parse(url).unwrap();
-            assert_eq!((target.host.as_str(), target.port), ("localhost", 4433), "{url}");
+            assert_eq!(
+                (target.host.as_str(), target.port),
+                ("localhost", 4433),
+                "{url}"
+            );
         }
         assert!(Target::parse("https://user@/").is_err());
     }

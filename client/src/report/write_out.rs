@@ -11,40 +11,85 @@ use crate::engine::outcome::{Outcome, OutcomeKind};
 /// Every variable and what it gives, in the order `--help` lists them.
 pub const VARIABLES: &[(&str, &str)] = &[
     ("exit_code", "the connection's exit code (0, 60, 28, ...)"),
-    ("errormsg", "the failure in words (the JSON's explanation); empty when ok"),
-    ("http_code", "the first response's HTTP status, 000 when none (also response_code)"),
-    ("http_version", "3 for h3, 0.9 for hq-interop, 0 when no HTTP was spoken"),
-    ("url", "the URL (or host:port) of the connection (also url_effective)"),
+    (
+        "errormsg",
+        "the failure in words (the JSON's explanation); empty when ok",
+    ),
+    (
+        "http_code",
+        "the first response's HTTP status, 000 when none (also response_code)",
+    ),
+    (
+        "http_version",
+        "3 for h3, 0.9 for hq-interop, 0 when no HTTP was spoken",
+    ),
+    (
+        "url",
+        "the URL (or host:port) of the connection (also url_effective)",
+    ),
     ("remote_ip", "the server's address"),
     ("remote_port", "the server's port"),
     ("local_ip", "our address"),
     ("local_port", "our UDP port"),
-    ("time_connect", "seconds to the handshake's end, as time_appconnect: QUIC connects and secures at once"),
-    ("time_appconnect", "seconds to the handshake's end (our Finished sent); 0.000000 when none"),
+    (
+        "time_connect",
+        "seconds to the handshake's end, as time_appconnect: QUIC connects and secures at once",
+    ),
+    (
+        "time_appconnect",
+        "seconds to the handshake's end (our Finished sent); 0.000000 when none",
+    ),
     ("time_total", "seconds from the first packet to the end"),
     ("size_download", "body bytes received, all responses"),
-    ("ssl_verify_result", "the X509 verify error number; 0 when the chain verified (or none came)"),
+    (
+        "ssl_verify_result",
+        "the X509 verify error number; 0 when the chain verified (or none came)",
+    ),
     ("json", "the outcome's JSON object, as --json prints it"),
-    ("outcome", "quicprobe: ok, verification_failed, timeout, ... (the JSON's outcome)"),
-    ("verdict", "quicprobe: accepted or rejected; empty when no chain came"),
-    ("fault", "quicprobe: the diagnosis kind (missing_intermediate, ...); empty without one"),
-    ("x509_error", "quicprobe: the X509 verify error number; empty when accepted"),
-    ("x509_error_string", "quicprobe: its words (unable to get local issuer certificate, ...)"),
-    ("close_code", "quicprobe: the CONNECTION_CLOSE error code, hex (0x12a); empty without one"),
-    ("close_reason", "quicprobe: the CONNECTION_CLOSE reason phrase"),
-    ("time_handshake", "quicprobe: milliseconds to the handshake's end (the JSON's handshake_ms)"),
+    (
+        "outcome",
+        "quicprobe: ok, verification_failed, timeout, ... (the JSON's outcome)",
+    ),
+    (
+        "verdict",
+        "quicprobe: accepted or rejected; empty when no chain came",
+    ),
+    (
+        "fault",
+        "quicprobe: the diagnosis kind (missing_intermediate, ...); empty without one",
+    ),
+    (
+        "x509_error",
+        "quicprobe: the X509 verify error number; empty when accepted",
+    ),
+    (
+        "x509_error_string",
+        "quicprobe: its words (unable to get local issuer certificate, ...)",
+    ),
+    (
+        "close_code",
+        "quicprobe: the CONNECTION_CLOSE error code, hex (0x12a); empty without one",
+    ),
+    (
+        "close_reason",
+        "quicprobe: the CONNECTION_CLOSE reason phrase",
+    ),
+    (
+        "time_handshake",
+        "quicprobe: milliseconds to the handshake's end (the JSON's handshake_ms)",
+    ),
     ("alpn", "quicprobe: the ALPN the server chose"),
     ("tls_cipher", "quicprobe: the TLS cipher suite"),
     ("tls_group", "quicprobe: the key exchange group"),
-    ("stdout", "switch: what follows goes to stdout (the default)"),
+    (
+        "stdout",
+        "switch: what follows goes to stdout (the default)",
+    ),
     ("stderr", "switch: what follows goes to stderr"),
 ];
 
 /// Names curl gives twice.
-const ALIASES: &[(&str, &str)] = &[
-    ("response_code", "http_code"),
-    ("url_effective", "url"),
-];
+const ALIASES: &[(&str, &str)] = &[("response_code", "http_code"), ("url_effective", "url")];
 
 /// Why a format cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -211,7 +256,10 @@ fn value(name: &str, outcome: &Outcome) -> String {
         "exit_code" => outcome.exit_code().to_string(),
         "errormsg" if outcome.end.kind == OutcomeKind::Ok => String::new(),
         "errormsg" => outcome.explain(),
-        "http_code" => format!("{:03}", outcome.response().and_then(|r| r.status).unwrap_or(0)),
+        "http_code" => format!(
+            "{:03}",
+            outcome.response().and_then(|r| r.status).unwrap_or(0)
+        ),
         "http_version" => http_version(outcome.handshake.alpn.as_deref()).into(),
         "url" => url(outcome),
         "remote_ip" => outcome.peer.addr.ip().to_string(),
@@ -339,7 +387,10 @@ mod tests {
         assert_eq!(stdout("%{time_handshake}"), "2.500");
         assert_eq!(stdout("%{outcome} %{alpn}"), "ok h3");
         // No chain, no close: empty, not made up.
-        assert_eq!(stdout("[%{verdict}%{close_code}%{fault}%{x509_error}]"), "[]");
+        assert_eq!(
+            stdout("[%{verdict}%{close_code}%{fault}%{x509_error}]"),
+            "[]"
+        );
         let json: serde_json::Value = serde_json::from_str(&stdout("%{json}")).unwrap();
         assert_eq!(json["outcome"], "ok");
     }

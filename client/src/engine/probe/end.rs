@@ -367,6 +367,26 @@ mod tests {
     }
 
     #[test]
+    fn lost_output_and_fail_outrank_a_clean_end_but_not_a_rejection() {
+        let lost = EndSnapshot {
+            write_failed: true,
+            http_error: true,
+            ..established()
+        };
+        assert_eq!(classify(&lost), OutcomeKind::WriteError);
+        let http = EndSnapshot {
+            http_error: true,
+            ..established()
+        };
+        assert_eq!(classify(&http), OutcomeKind::HttpError);
+        let rejected = EndSnapshot {
+            stopped_by_verdict: true,
+            ..lost
+        };
+        assert_eq!(classify(&rejected), OutcomeKind::VerificationFailed);
+    }
+
+    #[test]
     fn silence_is_a_timeout() {
         assert_eq!(classify(&EndSnapshot::default()), OutcomeKind::Timeout);
         let idle = EndSnapshot {

@@ -155,7 +155,11 @@ impl Probe {
         log::info!("{}", datapath.describe());
         let scid = random_connection_id()?;
         let sni = settings.sni.clone().or_else(|| target.default_sni());
-        log::info!("SNI: {}", sni.as_deref().unwrap_or("(none: the host is an IP address)"));
+        log::info!(
+            "SNI: {}",
+            sni.as_deref()
+                .unwrap_or("(none: the host is an IP address)")
+        );
         let conn = quiche::connect(
             sni.as_deref(),
             &quiche::ConnectionId::from_ref(&scid),
