@@ -27,5 +27,6 @@ pub mod fuzzing;
 pub(crate) mod hex;
 pub mod impair;
 pub mod lab;
+pub mod logging;
 pub mod report;
 pub mod scan;

@@ -9,13 +9,18 @@ use quicprobe::commands::{connect, demo, get, impair, scan, serve, verify};
 use quicprobe::exit;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_logging(&cli);
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return ExitCode::from(usage_error(&error)),
+    };
+    quicprobe::logging::init(cli.quiet, cli.verbose);
     let code = match &cli.command {
         Command::Connect(args) => {
             finish(connect::run(args, cli.quiet).map(|o| (o.stdout, o.exit_code)))
         }
-        Command::Verify(args) => finish(verify::run(args).map(|o| (o.stdout, o.exit_code))),
+        Command::Verify(args) => {
+            finish(verify::run(args, cli.quiet).map(|o| (o.stdout, o.exit_code)))
+        }
         Command::Serve(args) => finish(serve::run(args).map(|()| (String::new(), exit::OK))),
         Command::Demo(args) => finish(demo::run(args, cli.quiet).map(|o| (o.stdout, o.exit_code))),
         Command::Get(args) => finish(
@@ -31,7 +36,7 @@ fn main() -> ExitCode {
 }
 
 /// Prints a command's output, or its one-line error; returns the exit code.
-fn finish<E: std::fmt::Display>(result: Result<(String, u8), E>) -> u8 {
+fn finish<E: exit::Failure>(result: Result<(String, u8), E>) -> u8 {
     match result {
         Ok((stdout, code)) => {
             // A closed pipe (`quicprobe ... | head`) is not worth a panic.
@@ -40,21 +45,28 @@ fn finish<E: std::fmt::Display>(result: Result<(String, u8), E>) -> u8 {
         }
         Err(error) => {
             eprintln!("quicprobe: {error}");
-            exit::USAGE
+            error.exit_code()
         }
     }
 }
 
-/// RUST_LOG wins; otherwise -v/-q pick the level.
-fn init_logging(cli: &Cli) {
-    let default_level = match (cli.quiet, cli.verbose) {
-        (true, _) => "error",
-        (false, 0) => "warn",
-        (false, 1) => "info",
-        (false, 2) => "debug",
-        (false, _) => "trace",
-    };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
-        .format_timestamp_millis()
-        .init();
+/// clap's help and version go out as clap prints them; its errors become
+/// one `quicprobe: ...` line (flag and value included), exit 2.
+fn usage_error(error: &clap::Error) -> u8 {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = error.print();
+        // 0 for help and version, 2 for help shown because nothing was asked.
+        return u8::try_from(error.exit_code()).unwrap_or(exit::USAGE);
+    }
+    eprintln!(
+        "quicprobe: {} (see --help)",
+        quicprobe::cli::one_line(&error.to_string())
+    );
+    exit::USAGE
 }

@@ -7,6 +7,7 @@ use clap::Args;
 use super::ConnectionOptions;
 
 #[derive(Debug, Args)]
+#[command(after_help = super::help::get())]
 pub struct GetArgs {
     /// https://host[:port]/path (repeatable; requests to one origin share a connection).
     #[arg(value_name = "URL", required = true)]
@@ -40,9 +41,6 @@ pub struct GetArgs {
     /// Write the response's status and header fields before its body, as curl's -i.
     #[arg(short = 'i', long = "include")]
     pub include: bool,
-    /// Give up when the handshake, or then the responses, take longer than this.
-    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
-    pub timeout: f64,
     /// Print one JSON outcome per connection instead of the bodies (use -o for them).
     #[arg(long)]
     pub json: bool,

@@ -13,7 +13,7 @@ ready; on SIGINT or SIGTERM prints one `summary:` line of counters and exits 0.
 The same --seed and the same datagrams give the same fates (one splitmix64 PRNG).";
 
 #[derive(Debug, Args)]
-#[command(after_help = AFTER_HELP)]
+#[command(after_help = super::help::impair(AFTER_HELP))]
 pub struct ImpairArgs {
     /// Where clients send (port 0: any free port, printed when ready).
     #[arg(long, value_name = "ADDR")]

@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 mod client_cert;
 mod get;
+mod help;
 mod impair;
 mod scan;
 pub(crate) mod setup;
@@ -20,13 +21,26 @@ pub use scan::ScanArgs;
 /// A QUIC client that verifies server certificate chains strictly and tells
 /// you exactly what happened in the handshake and why it failed.
 #[derive(Debug, Parser)]
-#[command(name = "quicprobe", version, propagate_version = true)]
+#[command(
+    name = "quicprobe",
+    version,
+    propagate_version = true,
+    after_help = help::top()
+)]
 pub struct Cli {
     /// More output (-v: info, -vv: debug, -vvv: trace). RUST_LOG works too.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
-    /// Less output: only errors are logged, and `connect` prints one line per connection.
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    /// Less output (-s/--silent too, as curl's): only errors are logged;
+    /// `connect` and `verify` print one line per verdict.
+    #[arg(
+        short,
+        long,
+        global = true,
+        conflicts_with = "verbose",
+        visible_short_alias = 's',
+        visible_alias = "silent"
+    )]
     pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
@@ -66,6 +80,7 @@ pub struct TrustArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = help::verify())]
 pub struct VerifyArgs {
     /// The chain exactly as the server would send it (PEM, leaf first).
     #[arg(long, value_name = "FILE")]
@@ -94,15 +109,13 @@ pub struct VerifyArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = help::connect())]
 pub struct ConnectArgs {
     /// https://host[:port][/path], host:port, or [v6addr]:port (port 443 by default).
     #[arg(value_name = "TARGET", required = true)]
     pub targets: Vec<String>,
     #[command(flatten)]
     pub conn: ConnectionOptions,
-    /// Give up on a handshake after this many seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
-    pub timeout: f64,
     /// How the handshake trace is printed: native and aioquic on stderr (as
     /// curl's -v and aioquic's log), json on stdout (it is data). Each line
     /// is printed when its event happens.
@@ -120,12 +133,22 @@ pub struct ConnectArgs {
     /// Make N connections to each target; then print one summary, last
     /// (on stdout), after the first failures' lines (on stderr). Ctrl-C
     /// stops the run and prints the summary of what ended (exit 130).
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        allow_negative_numbers = true
+    )]
     pub repeat: usize,
     /// Keep up to K connections in flight at once. With K > 1, each
     /// connection's trace is printed as one block when it ends (interleaved,
     /// the lines could not be read); with 1, line by line as it goes.
-    #[arg(long, value_name = "K", default_value_t = 1)]
+    #[arg(
+        long,
+        value_name = "K",
+        default_value_t = 1,
+        allow_negative_numbers = true
+    )]
     pub concurrency: usize,
     /// When the chain is rejected for a missing issuer, fetch it from the
     /// AIA caIssuers URL (plain http only, 2 s, 64 KiB, up to 4 hops up the
@@ -141,7 +164,7 @@ pub struct ConnectArgs {
     /// After the handshake (and the request), keep the connection open and
     /// idle for up to SECS seconds before closing it, to see how the server
     /// ends idle connections (its idle timeout).
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
     pub hold: Option<f64>,
 }
 
@@ -182,8 +205,42 @@ pub struct ConnectionOptions {
     #[arg(long, value_name = "LIST")]
     pub curves: Option<String>,
     /// The QUIC idle timeout offered to the server, in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 30.0,
+        allow_negative_numbers = true
+    )]
     pub idle_timeout: f64,
+    /// Give up when the handshake has not completed after SECS seconds, as
+    /// curl's --connect-timeout. `--timeout` is its alias.
+    #[arg(
+        long = "connect-timeout",
+        visible_alias = "timeout",
+        value_name = "SECS",
+        default_value_t = 10.0,
+        allow_negative_numbers = true
+    )]
+    pub connect_timeout: f64,
+    /// Give up when a connection, handshake and responses, takes more than
+    /// SECS seconds in all, as curl's -m (no limit by default: a stalled
+    /// transfer ends with the QUIC idle timeout).
+    #[arg(
+        short = 'm',
+        long = "max-time",
+        value_name = "SECS",
+        allow_negative_numbers = true
+    )]
+    pub max_time: Option<f64>,
+    /// Fail on an HTTP status of 400 or more, as curl's -f: exit 22 and no
+    /// body output (`get`, and `connect` with an https:// URL).
+    #[arg(short = 'f', long)]
+    pub fail: bool,
+    /// After each connection, print FORMAT with its %{variables} filled in,
+    /// as curl's -w; @FILE reads the format from FILE. See "Write-out
+    /// variables" below.
+    #[arg(short = 'w', long = "write-out", value_name = "FORMAT")]
+    pub write_out: Option<String>,
     /// Append TLS secrets in NSS key log format (SSLKEYLOGFILE is honoured too).
     #[arg(long, value_name = "FILE")]
     pub keylog: Option<PathBuf>,
@@ -220,6 +277,7 @@ pub enum AlertStyleArg {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = help::serve())]
 pub struct ServeArgs {
     /// A scenario of certs/ (by name, or a path to its folder).
     #[arg(long, value_name = "NAME", conflicts_with_all = ["chain", "key"])]
@@ -265,11 +323,20 @@ pub struct ServeArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = help::demo())]
 pub struct DemoArgs {
     /// Print each connection's outcome as JSON instead of the traces: two
     /// lines, one object each (JSON Lines).
     #[arg(long)]
     pub json: bool,
+}
+
+/// clap's error as one line: its first paragraph without clap's `error: `
+/// (the flag and the value are in it), the usage and tips left to --help.
+pub fn one_line(clap_error: &str) -> String {
+    let first = clap_error.split("\n\n").next().unwrap_or_default();
+    let first = first.trim().strip_prefix("error:").unwrap_or(first);
+    first.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// `N` or `N-M`, as curl's --local-port.

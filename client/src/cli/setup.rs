@@ -2,7 +2,7 @@
 //! the per-connection settings, the addressing, durations; checked once
 //! here so that commands get values that are already valid.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use crate::engine::config::{ClientSetup, ConnectError};
 use crate::engine::probe::ProbeSettings;
 use crate::engine::target::{Addressing, Family};
 use crate::report::trace::TraceStyle;
+use crate::report::write_out::WriteOut;
 
 /// Said once per run on stderr, even with -q (not through the logger, which
 /// -q silences): `--insecure` never goes quietly.
@@ -26,13 +27,14 @@ fn warn_insecure() {
 }
 
 /// The client side of a run from the shared options: trust, TLS, QUIC and
-/// per-connection settings. Warns about `--insecure` and makes the qlog
-/// directory; `timeout` is the command's own.
+/// per-connection settings. Checks the values TLS would refuse and every
+/// file the run will write; warns about `--insecure`.
 pub fn prepare(
     conn: &ConnectionOptions,
     trace_style: TraceStyle,
-    timeout: Duration,
 ) -> Result<(ClientSetup, ProbeSettings), ConnectError> {
+    check_values(conn)?;
+    check_outputs(conn)?;
     let trust = Arc::new(load_trust(&conn.trust)?);
     let keylog = conn
         .keylog
@@ -53,10 +55,16 @@ pub fn prepare(
     if conn.insecure {
         warn_insecure();
     }
+    log::info!("ALPN: quicprobe offers {}", conn.alpn.join(","));
     let settings = ProbeSettings {
         alpns: conn.alpn.clone(),
         sni: conn.sni.clone(),
-        timeout,
+        timeout: seconds("--connect-timeout", conn.connect_timeout)?,
+        max_time: conn
+            .max_time
+            .map(|max| seconds("-m/--max-time", max))
+            .transpose()?,
+        fail_on_http_error: conn.fail,
         keylog,
         qlog_dir: conn
             .qlog_dir
@@ -70,12 +78,6 @@ pub fn prepare(
         local_ports: conn.local_port,
         client_certificate: identity.as_ref().map(ClientIdentity::summary),
     };
-    if let Some(dir) = &settings.qlog_dir {
-        std::fs::create_dir_all(dir).map_err(|source| ConnectError::File {
-            path: dir.clone(),
-            source,
-        })?;
-    }
     Ok((setup, settings))
 }
 
@@ -88,6 +90,110 @@ pub fn client_identity(
         .map(|files| ClientIdentity::load(&files))
         .transpose()
         .map_err(ConnectError::from)
+}
+
+/// Values clap accepts but TLS cannot use, named with their flag before
+/// BoringSSL turns them into a bare `TlsFail`.
+fn check_values(conn: &ConnectionOptions) -> Result<(), ConnectError> {
+    for alpn in &conn.alpn {
+        // RFC 7301 §3.1: a protocol name is 1 to 255 bytes.
+        if alpn.is_empty() || alpn.len() > 255 {
+            return Err(ConnectError::Usage(format!(
+                "--alpn {:?}: each protocol name must be 1 to 255 bytes (e.g. --alpn h3 or --alpn h3,hq-interop)",
+                conn.alpn.join(",")
+            )));
+        }
+    }
+    if let Some(sni) = &conn.sni {
+        // RFC 6066 §3: a host name, not empty, without a trailing dot, not an IP address.
+        if sni.is_empty() || sni.ends_with('.') || sni.contains(char::is_whitespace) {
+            return Err(ConnectError::Usage(format!(
+                "--sni {sni:?}: not a host name to send (give a DNS name such as example.com, \
+                 or leave --sni out to send the target's host)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Every file the run will write, checked before the first packet (as
+/// curl's exit 23, a write error): nothing is wasted on a connection whose
+/// output would be lost. Folders are never created: curl creates them only
+/// with --create-dirs, which quicprobe does not have.
+fn check_outputs(conn: &ConnectionOptions) -> Result<(), ConnectError> {
+    if let Some(path) = &conn.keylog {
+        open_for_append("--keylog", path, 0o600)?;
+    }
+    if let Some(path) = &conn.session_file {
+        // Created only when a ticket arrives (an empty file is no session).
+        if path.exists() {
+            open_for_append("--session-file", path, 0o600)?;
+        } else {
+            existing_folder("--session-file", path, parent_of(path))?;
+        }
+    }
+    if let Some(dir) = &conn.qlog_dir {
+        existing_folder("--qlog-dir", dir, dir)?;
+    } else if let Some(dir) = std::env::var_os("QLOGDIR").map(PathBuf::from) {
+        existing_folder("QLOGDIR", &dir, &dir)?;
+    }
+    Ok(())
+}
+
+/// Opens `path` for appending, creating it (with `mode` when created) but
+/// never truncating it: a file the run can write.
+fn open_for_append(flag: &'static str, path: &Path, mode: u32) -> Result<(), ConnectError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(mode)
+        .open(path)
+        .map(drop)
+        .map_err(|source| ConnectError::File {
+            flag,
+            path: path.to_owned(),
+            source,
+        })
+}
+
+/// `-o FILE`, `--json-file FILE`: a file the run will write, checked (and
+/// created) before connecting.
+pub fn writable_file(flag: &'static str, path: &Path) -> Result<(), ConnectError> {
+    open_for_append(flag, path, 0o666)
+}
+
+/// The folder a file named `path` goes into.
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
+}
+
+/// `folder` must exist and be a directory; the error names `flag` and `path`.
+fn existing_folder(flag: &'static str, path: &Path, folder: &Path) -> Result<(), ConnectError> {
+    if folder.is_dir() {
+        return Ok(());
+    }
+    Err(ConnectError::File {
+        flag,
+        path: path.to_owned(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!(
+                "no folder {} (quicprobe does not create folders)",
+                folder.display()
+            ),
+        ),
+    })
+}
+
+/// `-w FORMAT` (or `@FILE`), parsed before any connection is made.
+pub fn write_out_format(arg: Option<&str>) -> Result<Option<WriteOut>, ConnectError> {
+    arg.map(WriteOut::from_arg)
+        .transpose()
+        .map_err(|error| ConnectError::Usage(error.to_string()))
 }
 
 /// `--resolve`, `--connect-to`, `-4`/`-6`.

@@ -6,6 +6,13 @@ use crate::cli::TrustArgs;
 
 /// The roots the user asked for; the system bundle when they named none.
 pub fn load_trust(args: &TrustArgs) -> Result<TrustStore, InputError> {
+    let trust = read_trust(args)?;
+    // curl -v's "CAfile:" line, with what was loaded from it.
+    log::info!("trust store: {}", trust.summary().describe());
+    Ok(trust)
+}
+
+fn read_trust(args: &TrustArgs) -> Result<TrustStore, InputError> {
     if args.cacert.is_empty() && args.capath.is_none() {
         return TrustStore::system();
     }

@@ -9,7 +9,7 @@ use quicprobe_verifier::TrustStore;
 use serde_json::json;
 
 use crate::aia::{run_aia_check, FetchSettings};
-use crate::cli::setup::{addressing, prepare, seconds};
+use crate::cli::setup::{addressing, prepare, seconds, writable_file, write_out_format};
 use crate::cli::ConnectArgs;
 use crate::commands::live::{LiveFeed, Show};
 use crate::engine::config::{run_feed, ConnectError};
@@ -19,6 +19,7 @@ use crate::engine::outcome::{Outcome, OutcomeKind};
 use crate::engine::target::Target;
 use crate::exit;
 use crate::report::explain::explain_chain;
+use crate::report::write_out::WriteOut;
 
 /// What `connect` prints on stdout at the end (the trace went to stderr as
 /// it happened) and the exit code it ends with.
@@ -31,12 +32,13 @@ pub struct ConnectOutput {
 /// Runs `quicprobe connect`. `quiet` (`-q`) prints only each connection's
 /// final line.
 pub fn run(args: &ConnectArgs, quiet: bool) -> Result<ConnectOutput, ConnectError> {
+    // Every flag and output file is checked before any name is looked up.
+    let (setup, mut settings) = prepare(&args.conn, args.trace_style)?;
+    let format = write_out_format(args.conn.write_out.as_deref())?;
+    if let Some(path) = &args.json_file {
+        writable_file("--json-file", path)?;
+    }
     let jobs = jobs(args)?;
-    let (setup, mut settings) = prepare(
-        &args.conn,
-        args.trace_style,
-        seconds("--timeout", args.timeout)?,
-    )?;
     settings.hold = args.hold.map(|hold| seconds("--hold", hold)).transpose()?;
     let trust = setup.trust.clone();
     let planned = jobs.len();
@@ -68,12 +70,16 @@ pub fn run(args: &ConnectArgs, quiet: bool) -> Result<ConnectOutput, ConnectErro
         interrupted,
     };
     let stdout = if repeat {
-        repeat_report(&outcomes, &run, args.json)
+        let mut stdout = repeat_report(&outcomes, &run, args.json);
+        for outcome in &outcomes {
+            write_out(format.as_ref(), outcome, &mut stdout);
+        }
+        stdout
     } else {
         if interrupted {
             eprintln!("{}", run.interrupted_line(outcomes.len()));
         }
-        json_lines(&outcomes, args.json)
+        per_connection_data(&outcomes, args.json, format.as_ref())
     };
     if let Some(path) = &args.json_file {
         write_json_lines(path, &outcomes)?;
@@ -129,15 +135,17 @@ impl RunSummary {
     }
 }
 
-/// `--json`: one object per connection, one per line.
-fn json_lines(outcomes: &[Outcome], json: bool) -> String {
-    if !json {
-        return String::new();
+/// What goes to stdout for each connection, in job order: its JSON object
+/// (`--json`, one per line), then its `-w` write-out.
+fn per_connection_data(outcomes: &[Outcome], json: bool, format: Option<&WriteOut>) -> String {
+    let mut stdout = String::new();
+    for outcome in outcomes {
+        if json {
+            let _ = writeln!(stdout, "{}", outcome.to_json());
+        }
+        write_out(format, outcome, &mut stdout);
     }
-    outcomes
-        .iter()
-        .map(|outcome| format!("{}\n", outcome.to_json()))
-        .collect()
+    stdout
 }
 
 /// `--json-file`: the outcomes as JSON Lines.
@@ -147,6 +155,7 @@ fn write_json_lines(path: &std::path::Path, outcomes: &[Outcome]) -> Result<(), 
         .map(|outcome| format!("{}\n", outcome.to_json()))
         .collect();
     std::fs::write(path, text).map_err(|source| ConnectError::File {
+        flag: "--json-file",
         path: path.to_owned(),
         source,
     })
@@ -196,6 +205,16 @@ fn jobs(args: &ConnectArgs) -> Result<Vec<Job>, ConnectError> {
         }
     }
     Ok(jobs)
+}
+
+/// `-w`: one finished connection's write-out, after its data; the
+/// `%{stderr}` part goes to stderr.
+fn write_out(format: Option<&WriteOut>, outcome: &Outcome, stdout: &mut String) {
+    let Some(rendered) = format.map(|f| f.render(outcome)) else {
+        return;
+    };
+    stdout.push_str(&rendered.stdout);
+    eprint!("{}", rendered.stderr);
 }
 
 /// `--repeat`: how many succeeded, and handshake times among those. The

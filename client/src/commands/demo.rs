@@ -65,6 +65,8 @@ pub enum DemoError {
     NoOutcome,
 }
 
+impl crate::exit::Failure for DemoError {}
+
 /// Runs both acts: each act's trace on stderr as it happens, as `connect`
 /// prints it, then what the lab saw and the verdict matrix. `quiet` (`-q`)
 /// prints each act's last line only.

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::cli::setup::{addressing, prepare, seconds};
+use crate::cli::setup::{addressing, prepare, writable_file, write_out_format};
 use crate::cli::GetArgs;
 use crate::commands::live::{LiveFeed, Show};
 use crate::engine::config::{run_feed, ConnectError};
@@ -18,16 +18,14 @@ use crate::engine::request::{RequestSpec, SinkSpec};
 use crate::engine::target::Target;
 use crate::report::explain::explain_chain;
 use crate::report::trace::{self, TraceStyle};
+use crate::report::write_out::WriteOut;
 
 /// Runs `quicprobe get`: bodies (or JSON) to `out`, traces with `-v` and
 /// errors to stderr. Returns the exit code.
 pub fn run(args: &GetArgs, verbose: bool, out: &mut dyn Write) -> Result<u8, ConnectError> {
     let targets = plan(args)?;
-    let (setup, settings) = prepare(
-        &args.conn,
-        TraceStyle::Native,
-        seconds("--timeout", args.timeout)?,
-    )?;
+    let (setup, settings) = prepare(&args.conn, TraceStyle::Native)?;
+    let format = write_out_format(args.conn.write_out.as_deref())?;
     let trust = setup.trust.clone();
     let addressing = addressing(&args.conn);
     let jobs = targets
@@ -54,13 +52,19 @@ pub fn run(args: &GetArgs, verbose: bool, out: &mut dyn Write) -> Result<u8, Con
     });
     run_feed(&mut feed, concurrency, &setup, &settings, None)?;
     let outcomes = feed.into_outcomes();
-    report(&outcomes, args.json, verbose, out);
+    report(&outcomes, args.json, verbose, format.as_ref(), out);
     Ok(overall_exit_code(&outcomes))
 }
 
 /// What each outcome prints: bodies or JSON on stdout; on stderr curl's one
 /// line for anything that went wrong (with -v, the trace ended with it).
-fn report(outcomes: &[Outcome], json: bool, verbose: bool, out: &mut dyn Write) {
+fn report(
+    outcomes: &[Outcome],
+    json: bool,
+    verbose: bool,
+    format: Option<&WriteOut>,
+    out: &mut dyn Write,
+) {
     for outcome in outcomes {
         let worth_a_line =
             outcome.end.kind != OutcomeKind::Ok || !outcome.insecure_warning().is_empty();
@@ -77,6 +81,11 @@ fn report(outcomes: &[Outcome], json: bool, verbose: bool, out: &mut dyn Write) 
                 .iter()
                 .try_for_each(|body| out.write_all(body))
         };
+        // -w: after the connection's data, as curl.
+        if let Some(rendered) = format.map(|f| f.render(outcome)) {
+            let _ = out.write_all(rendered.stdout.as_bytes());
+            eprint!("{}", rendered.stderr);
+        }
     }
 }
 
@@ -139,13 +148,21 @@ fn request_template(args: &GetArgs) -> Result<RequestSpec, ConnectError> {
     })
 }
 
-/// Where the Nth body goes: its -o file, its -O name, or stdout.
+/// Where the Nth body goes: its -o file, its -O name, or stdout; a file
+/// is opened now, before connecting, so that a lost body costs no transfer.
 fn sink_for(args: &GetArgs, n: usize, path: &str) -> Result<SinkSpec, ConnectError> {
     if let Some(file) = args.output.get(n) {
+        // curl's `-o -`: the body goes to stdout.
+        if file.as_os_str() == "-" {
+            return Ok(SinkSpec::Stdout);
+        }
+        writable_file("-o", file)?;
         return Ok(SinkSpec::File(file.clone()));
     }
     if args.remote_name {
-        return remote_name(path).map(SinkSpec::File);
+        let file = remote_name(path)?;
+        writable_file("-O", &file)?;
+        return Ok(SinkSpec::File(file));
     }
     Ok(if args.json {
         SinkSpec::Discard

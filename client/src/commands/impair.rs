@@ -26,6 +26,8 @@ pub fn impairments(args: &ImpairArgs, seed: u64) -> Impairments {
     }
 }
 
+impl crate::exit::Failure for ImpairError {}
+
 /// Relays in the foreground; returns when a signal stops it.
 pub fn run(args: &ImpairArgs) -> Result<(), ImpairError> {
     let seed = args.seed.unwrap_or_else(clock_seed);

@@ -36,6 +36,15 @@ pub enum ScanError {
     Io(#[from] io::Error),
 }
 
+impl crate::exit::Failure for ScanError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Self::Setup(error) => error.exit_code(),
+            _ => crate::exit::USAGE,
+        }
+    }
+}
+
 /// Runs `quicprobe scan`, writing JSON Lines to `out` as targets end, in
 /// the order they end; returns the exit code.
 pub fn run(args: &ScanArgs, out: &mut dyn Write) -> Result<u8, ScanError> {
@@ -84,7 +93,7 @@ fn probe_settings(args: &ScanArgs) -> Result<ProbeSettings, ScanError> {
     if args.concurrency == 0 {
         return Err(ScanError::Usage("--concurrency must be at least 1".into()));
     }
-    let timeout = seconds("--timeout", args.timeout)?;
+    let timeout = seconds("--connect-timeout", args.timeout)?;
     Ok(ProbeSettings::plain(
         args.alpn.clone(),
         timeout,

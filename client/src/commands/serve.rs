@@ -24,6 +24,8 @@ pub enum ServeError {
     Read(String, std::io::Error),
 }
 
+impl crate::exit::Failure for ServeError {}
+
 /// Runs the lab in the foreground; returns when a signal stops it.
 pub fn run(args: &ServeArgs) -> Result<(), ServeError> {
     let spec = spec(args)?;

@@ -15,8 +15,11 @@ pub struct VerifyOutput {
     pub exit_code: u8,
 }
 
-/// Runs `quicprobe verify`. An unreadable input is the only error.
-pub fn run(args: &VerifyArgs) -> Result<VerifyOutput, InputError> {
+impl crate::exit::Failure for InputError {}
+
+/// Runs `quicprobe verify`; `quiet` (`-q`) prints the verdict's one line.
+/// An unreadable input is the only error.
+pub fn run(args: &VerifyArgs, quiet: bool) -> Result<VerifyOutput, InputError> {
     let chain = read_certificates(&args.chain)?;
     let trust = load_trust(&args.trust)?;
     let name = peer_name(args);
@@ -41,6 +44,8 @@ pub fn run(args: &VerifyArgs) -> Result<VerifyOutput, InputError> {
     };
     let stdout = if args.json {
         json_report(&analysis, aia.as_ref(), exit_code)
+    } else if quiet {
+        verdict_line(args, &analysis)
     } else {
         let mut text = render::analysis(&analysis);
         if let Some(aia) = &aia {
@@ -49,6 +54,21 @@ pub fn run(args: &VerifyArgs) -> Result<VerifyOutput, InputError> {
         text
     };
     Ok(VerifyOutput { stdout, exit_code })
+}
+
+/// `verify -q`: the verdict alone, in the words of `connect -q`'s line.
+fn verdict_line(args: &VerifyArgs, analysis: &Analysis) -> String {
+    let chain = args.chain.display();
+    let verdict = &analysis.verdict;
+    if verdict.accepted {
+        return format!("quicprobe: ok: {chain}: the chain verifies\n");
+    }
+    format!(
+        "quicprobe: ({}) {chain}: SSL certificate problem: verify error:num={}:{}\n",
+        exit::VERIFICATION_FAILED,
+        verdict.x509_error(),
+        verdict.x509_error_string()
+    )
 }
 
 fn peer_name(args: &VerifyArgs) -> Option<PeerName> {

@@ -42,15 +42,31 @@ pub enum ConnectError {
     /// quiche refused part of the QUIC setup.
     #[error("QUIC setup: {0}")]
     Quic(#[from] quiche::Error),
-    /// A file or folder the person named could not be written or made.
-    #[error("{}: {source}", path.display())]
+    /// A file or folder the person named (with `flag`) could not be written:
+    /// curl's write error.
+    #[error("{flag} {}: cannot write: {source}", path.display())]
     File {
+        flag: &'static str,
         path: std::path::PathBuf,
         source: std::io::Error,
     },
     /// The event loop's own I/O failed (poll, waker, sockets).
     #[error("event loop: {0}")]
     EventLoop(std::io::Error),
+}
+
+impl crate::exit::Failure for ConnectError {
+    /// curl's codes where curl has one: a name without an address is 6, a
+    /// file that cannot be written 23; everything else is a usage error.
+    fn exit_code(&self) -> u8 {
+        match self {
+            Self::Target(TargetError::Lookup { .. } | TargetError::NoAddressOfFamily { .. }) => {
+                crate::exit::RESOLVE_FAILED
+            }
+            Self::File { .. } => crate::exit::WRITE_ERROR,
+            _ => crate::exit::USAGE,
+        }
+    }
 }
 
 /// The client side of a run: the trust store, the TLS policy, the QUIC settings.

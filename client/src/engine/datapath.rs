@@ -72,6 +72,23 @@ impl Datapath {
         self.socket.local_addr()
     }
 
+    /// curl -v's socket line: the buffers the kernel granted (it may give
+    /// less than asked, or double it, as Linux does) and GSO/GRO.
+    pub fn describe(&self) -> String {
+        let sock = || UdpSockRef::from(&self.socket);
+        let size = |bytes: io::Result<usize>| {
+            bytes.map_or_else(|error| format!("? ({error})"), |b| b.to_string())
+        };
+        format!(
+            "socket: SO_RCVBUF {} bytes, SO_SNDBUF {} bytes, GSO up to {} datagrams a send, \
+             GRO up to {} a read",
+            size(self.state.recv_buffer_size(sock())),
+            size(self.state.send_buffer_size(sock())),
+            self.max_segments(),
+            self.state.gro_segments()
+        )
+    }
+
     /// How many datagrams of one size a single send may carry.
     pub fn max_segments(&self) -> usize {
         self.state.max_gso_segments().max(1)

@@ -65,6 +65,10 @@ pub struct Response {
     pub complete: bool,
     /// Why the response is not what was declared, or could not be written.
     pub error: Option<String>,
+    /// The body could not be written where the user asked (exit 23); the
+    /// words are in `error`.
+    #[serde(skip)]
+    pub write_failed: bool,
 }
 
 /// Why requests could not be made.
@@ -172,6 +176,7 @@ impl BodySink {
         self.progress.advance(response);
         if let Err(error) = self.write_out(chunk) {
             response.error.get_or_insert(error);
+            response.write_failed = true;
         }
     }
 
@@ -462,6 +467,7 @@ fn poll_h3(
                     let block = header_block(exchange.response.status, &list);
                     if let Err(error) = exchange.sink.write_preamble(&block) {
                         exchange.response.error.get_or_insert(error);
+                        exchange.response.write_failed = true;
                     }
                 }
             }

@@ -162,8 +162,9 @@ fn split_outside_brackets(text: &str) -> Vec<&str> {
 impl Target {
     /// Parses one TARGET argument.
     pub fn parse(text: &str) -> Result<Self, TargetError> {
+        // Schemes are case-insensitive (RFC 3986 §3.1): HTTPS:// is https://.
         let (rest, from_url) = match text.split_once("://") {
-            Some(("https", rest)) => (rest, true),
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("https") => (rest, true),
             Some(_) => return Err(TargetError::Scheme(text.into())),
             None => (text, false),
         };
@@ -172,6 +173,7 @@ impl Target {
             Some(_) => return Err(TargetError::Malformed(text.into())),
             None => (rest, "/"),
         };
+        let authority = without_userinfo(authority, text);
         let (host, port) = split_host_port(authority, text)?;
         // Brackets only enclose an IPv6 literal (RFC 3986 §3.2.2); a host
         // holding one would not read back from its own `authority()`.
@@ -227,8 +229,9 @@ impl Target {
             },
             None => self.clone(),
         };
-        let addrs: Vec<SocketAddr> = dialled
-            .resolve_all(&addressing.resolve)?
+        let resolved = dialled.resolve_all(&addressing.resolve)?;
+        log_resolution(&dialled, &resolved);
+        let addrs: Vec<SocketAddr> = resolved
             .into_iter()
             .filter(|addr| addressing.family.admits(addr))
             .collect();
@@ -284,6 +287,27 @@ impl Target {
     }
 }
 
+/// curl -v's lines: `Host x:443 was resolved.`, then the addresses by family.
+fn log_resolution(target: &Target, addrs: &[SocketAddr]) {
+    if !log::log_enabled!(log::Level::Info) {
+        return;
+    }
+    log::info!("Host {} was resolved.", target.authority());
+    for (family, v6) in [("IPv6", true), ("IPv4", false)] {
+        let ips: Vec<String> = addrs
+            .iter()
+            .filter(|a| a.is_ipv6() == v6)
+            .map(|a| a.ip().to_string())
+            .collect();
+        let ips = if ips.is_empty() {
+            "(none)".to_owned()
+        } else {
+            ips.join(", ")
+        };
+        log::info!("{family}: {ips}");
+    }
+}
+
 /// One `--resolve host:port:addr[,addr]...` entry, as curl's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolveEntry {
@@ -314,6 +338,20 @@ impl std::str::FromStr for ResolveEntry {
             port: port.parse().map_err(|_| bad())?,
             addrs,
         })
+    }
+}
+
+/// curl's handling of `user[:password]@` in a URL: stripped, never sent to
+/// the resolver; said once, since nothing in QUIC or HTTP/3 carries it.
+fn without_userinfo<'a>(authority: &'a str, whole: &str) -> &'a str {
+    match authority.rsplit_once('@') {
+        Some((_, host)) => {
+            log::warn!(
+                "{whole}: the user name in the URL is not used (quicprobe sends no credentials)"
+            );
+            host
+        }
+        None => authority,
     }
 }
 
@@ -421,6 +459,31 @@ mod tests {
         assert_eq!(target.host, "localhost");
         assert_eq!(target.port, 4433);
         assert_eq!(target.path, "/bytes/10");
+    }
+
+    #[test]
+    fn the_scheme_is_case_insensitive() {
+        let target = Target::parse("HTTPS://localhost:4433/x").unwrap();
+        assert_eq!((target.host.as_str(), target.port), ("localhost", 4433));
+        assert_eq!(target.path, "/x");
+        assert!(Target::parse("Https://h/").is_ok());
+        assert!(Target::parse("HTTP://h/").is_err());
+    }
+
+    #[test]
+    fn userinfo_never_reaches_the_host() {
+        for url in [
+            "https://user@localhost:4433/",
+            "https://u:p@w@localhost:4433/",
+        ] {
+            let target = Target::parse(url).unwrap();
+            assert_eq!(
+                (target.host.as_str(), target.port),
+                ("localhost", 4433),
+                "{url}"
+            );
+        }
+        assert!(Target::parse("https://user@/").is_err());
     }
 
     #[test]

@@ -35,8 +35,17 @@ fn server_tls(spec: &LabSpec) -> Result<boring::ssl::SslContextBuilder, LabError
     let mut builder = SslContextBuilder::new(SslMethod::tls())?;
     load_pem(&spec.chain, |path| builder.set_certificate_chain_file(path))?;
     load_pem(&spec.key, |path| {
-        builder.set_private_key_file(path, SslFiletype::PEM)
+        // Parsed first, so that a key that reads but does not match the
+        // certificate is told apart from one that does not read at all.
+        let pem = std::fs::read(path).unwrap_or_default();
+        boring::pkey::PKey::private_key_from_pem(&pem).map(drop)
     })?;
+    builder
+        .set_private_key_file(&spec.key, SslFiletype::PEM)
+        .map_err(|_| LabError::KeyMismatch {
+            key: spec.key.clone(),
+            chain: spec.chain.clone(),
+        })?;
     if spec.compress_certificates {
         builder.add_certificate_compression_algorithm(crate::engine::compression::Zlib)?;
     }
@@ -110,6 +119,6 @@ fn load_pem(
     }
     load(path).map_err(|_| LabError::Certificate {
         path: path.to_owned(),
-        reason: "not a PEM certificate chain or private key BoringSSL accepts".into(),
+        reason: "not a PEM certificate chain or private key BoringSSL reads".into(),
     })
 }

@@ -171,6 +171,9 @@ pub enum LabError {
     Listen { addr: SocketAddr, source: io::Error },
     #[error("{path}: cannot load: {reason}")]
     Certificate { path: PathBuf, reason: String },
+    /// The key reads, but belongs to another certificate than the chain's first.
+    #[error("--key {} does not match the certificate in --chain {} (the key must be the leaf's, the chain's first certificate)", key.display(), chain.display())]
+    KeyMismatch { key: PathBuf, chain: PathBuf },
     #[error("QUIC configuration: {0}")]
     Config(quiche::Error),
     /// BoringSSL refused the lab's TLS setup; its error stack says what.

@@ -5,3 +5,4 @@
 pub(crate) mod explain;
 pub(crate) mod render;
 pub mod trace;
+pub mod write_out;

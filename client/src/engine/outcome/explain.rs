@@ -42,6 +42,21 @@ impl Outcome {
             OutcomeKind::Timeout => self.explain_timeout(),
             OutcomeKind::HandshakeFailed => self.explain_close(),
             OutcomeKind::PartialResponse => self.explain_partial(),
+            OutcomeKind::HttpError => format!(
+                "the requested URL returned error: {} (-f/--fail)",
+                self.application
+                    .responses
+                    .iter()
+                    .find_map(|r| r.status.filter(|s| *s >= 400))
+                    .unwrap_or_default()
+            ),
+            OutcomeKind::WriteError => format!(
+                "failure writing output: {}",
+                self.application
+                    .write_error
+                    .as_deref()
+                    .unwrap_or("a file could not be written")
+            ),
         }
     }
 
@@ -91,7 +106,12 @@ impl Outcome {
     }
 
     fn explain_timeout(&self) -> String {
-        let waited = format!("{:.1} s", self.end.elapsed.as_secs_f64());
+        let waited = format!("{} s", seconds_text(self.end.elapsed));
+        // "within 0.001 s (--connect-timeout)": the limit as given, not rounded away.
+        let within = self.end.limit.map_or_else(
+            || format!("after {waited}"),
+            |limit| format!("within {} s ({})", seconds_text(limit.limit), limit.flag),
+        );
         if let Some(response) = self.response().filter(|r| !r.complete) {
             return format!(
                 "the response stalled after {} bytes ({waited})",
@@ -113,12 +133,15 @@ impl Outcome {
                  or cut short (a path that truncates datagrams, or an MTU under 1200 bytes)",
                 answer.datagrams, answer.bytes
             ),
+            // Silence proves nothing about the server: a refusal would have
+            // come back as ICMP port unreachable (exit 7), so say only what is known.
             (None | Some(Stage::ClientHelloSent { .. }), None) => format!(
-                "no answer to the Initial after {waited}: nothing listens on UDP {} or UDP is blocked",
+                "no answer to the Initial {within}: the server at UDP {} did not answer in \
+                 time (it may be down, slow or far, or UDP may be blocked on the way)",
                 self.peer.addr
             ),
             (Some(stage), _) => format!(
-                "the handshake stalled after {} ({waited})",
+                "the handshake stalled after {} (no handshake {within})",
                 stage.name()
             ),
         }
@@ -180,6 +203,7 @@ impl Outcome {
         }
     }
 
+    /// The ALPNs the ClientHello offered.
     fn offered_alpns(&self) -> Vec<String> {
         self.handshake
             .stages
@@ -189,5 +213,33 @@ impl Outcome {
                 _ => None,
             })
             .unwrap_or_default()
+    }
+}
+
+/// Seconds with as many decimals as it takes (up to milliseconds), so that
+/// a limit of 0.001 s never reads "0.0 s": 10, 2.5, 0.001.
+pub fn seconds_text(duration: std::time::Duration) -> String {
+    let text = format!("{:.3}", duration.as_secs_f64());
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text == "0" && !duration.is_zero() {
+        // Under a millisecond: still not zero.
+        return format!("{:.6}", duration.as_secs_f64());
+    }
+    text.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::seconds_text;
+
+    #[test]
+    fn seconds_keep_the_precision_they_were_given() {
+        assert_eq!(seconds_text(Duration::from_secs(10)), "10");
+        assert_eq!(seconds_text(Duration::from_millis(2500)), "2.5");
+        assert_eq!(seconds_text(Duration::from_millis(1)), "0.001");
+        assert_eq!(seconds_text(Duration::from_micros(5)), "0.000005");
+        assert_eq!(seconds_text(Duration::ZERO), "0");
     }
 }

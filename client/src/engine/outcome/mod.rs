@@ -34,6 +34,10 @@ pub enum OutcomeKind {
     Refused,
     /// The server ended the connection before the response was complete.
     PartialResponse,
+    /// `-f/--fail`: the server answered with an HTTP status of 400 or more.
+    HttpError,
+    /// A file the user asked for could not be written: the output is lost.
+    WriteError,
 }
 
 impl OutcomeKind {
@@ -45,6 +49,8 @@ impl OutcomeKind {
             Self::Timeout => exit::TIMEOUT,
             Self::Refused => exit::REFUSED,
             Self::PartialResponse => exit::PARTIAL_RESPONSE,
+            Self::HttpError => exit::HTTP_ERROR,
+            Self::WriteError => exit::WRITE_ERROR,
         }
     }
 
@@ -56,6 +62,8 @@ impl OutcomeKind {
             Self::Timeout => "timeout",
             Self::Refused => "refused",
             Self::PartialResponse => "partial_response",
+            Self::HttpError => "http_error",
+            Self::WriteError => "write_error",
         }
     }
 }
@@ -96,6 +104,8 @@ pub struct Outcome {
 pub struct Peer {
     pub target: String,
     pub addr: SocketAddr,
+    /// Our end of the connection, once a socket was bound.
+    pub local_addr: Option<SocketAddr>,
     /// Addresses of the target that refused before `addr` was tried.
     pub refused_before: Vec<SocketAddr>,
     /// Our source connection ID, hex (aioquic's trace shows its first 8 bytes).
@@ -145,6 +155,8 @@ pub struct Application {
     pub stdout_bodies: Vec<Vec<u8>>,
     /// Why the requests could not be made.
     pub request_error: Option<String>,
+    /// Which file the user asked for could not be written, and why.
+    pub write_error: Option<String>,
 }
 
 /// How the connection ended.
@@ -156,6 +168,15 @@ pub struct End {
     pub idle_end: Option<IdleEnd>,
     pub stats: Stats,
     pub elapsed: Duration,
+    /// The time limit that applied when it ended, with the flag that set it.
+    pub limit: Option<TimeLimit>,
+}
+
+/// A time limit the user gave (or its default), for the words of a timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeLimit {
+    pub flag: &'static str,
+    pub limit: Duration,
 }
 
 impl Outcome {
@@ -209,6 +230,7 @@ impl Outcome {
             peer: Peer {
                 target,
                 addr,
+                local_addr: None,
                 refused_before: Vec::new(),
                 connection_id,
                 server_guess: None,
@@ -232,6 +254,7 @@ impl Outcome {
                 idle_end: None,
                 stats: Stats::default(),
                 elapsed: Duration::ZERO,
+                limit: None,
             },
         }
     }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::Probe;
 use crate::engine::fingerprint::{self, ServerTraits};
 use crate::engine::outcome::{
-    ClientCertificateReport, Close, IdleEnd, Outcome, OutcomeKind, SessionReport, Side,
+    ClientCertificateReport, Close, IdleEnd, Outcome, OutcomeKind, SessionReport, Side, TimeLimit,
 };
 use crate::engine::request::Requests;
 use crate::engine::session;
@@ -23,11 +23,14 @@ impl Probe {
             self.save_session();
             self.note_loss_recovery();
             let mut outcome = self.outcome();
-            outcome.application.stdout_bodies = self
-                .requests
-                .as_mut()
-                .map(Requests::take_stdout_bodies)
-                .unwrap_or_default();
+            // curl's -f: an HTTP error's body is not output.
+            if outcome.end.kind != OutcomeKind::HttpError {
+                outcome.application.stdout_bodies = self
+                    .requests
+                    .as_mut()
+                    .map(Requests::take_stdout_bodies)
+                    .unwrap_or_default();
+            }
             self.phase.finish(outcome);
         }
     }
@@ -49,6 +52,9 @@ impl Probe {
             .application
             .request_error
             .clone_from(&self.request_error);
+        outcome.application.write_error = self.write_error();
+        outcome.peer.local_addr = Some(self.local);
+        outcome.end.limit = self.time_limit();
         outcome.end.idle_end = self.idle_end();
         outcome.handshake.initial_keys_dropped = self.initial_keys_dropped;
         outcome.chain.insecure = self.settings.insecure;
@@ -74,11 +80,43 @@ impl Probe {
         outcome
     }
 
+    /// The first file that could not be written: a body's, or another.
+    fn write_error(&self) -> Option<String> {
+        self.responses()
+            .into_iter()
+            .find(|r| r.write_failed)
+            .and_then(|r| r.error)
+            .or_else(|| self.write_error.clone())
+    }
+
+    /// The limit that applied when the connection ended: the handshake's
+    /// until it completed, then `-m`'s (none: quiche's idle timeout rules).
+    fn time_limit(&self) -> Option<TimeLimit> {
+        let settings = &self.settings;
+        let max_time = settings.max_time.map(|limit| TimeLimit {
+            flag: "-m/--max-time",
+            limit,
+        });
+        if self.established_at.is_some() {
+            return max_time;
+        }
+        match max_time {
+            Some(max) if max.limit < settings.timeout => Some(max),
+            _ => Some(TimeLimit {
+                flag: "--connect-timeout",
+                limit: settings.timeout,
+            }),
+        }
+    }
+
     /// The end of the connection as plain facts, read from quiche and from
     /// what the probe decided.
     fn end_snapshot(&self) -> EndSnapshot {
         let responses = self.responses();
         EndSnapshot {
+            write_failed: self.write_error().is_some(),
+            http_error: self.settings.fail_on_http_error
+                && responses.iter().any(|r| r.status.is_some_and(|s| s >= 400)),
             stopped_by_verdict: self.stopped_by_verdict(),
             established: self.established_at.is_some(),
             we_are_closing: self.phase.is_closing(),
@@ -155,6 +193,10 @@ pub(crate) struct EndSnapshot {
     pub timed_out: bool,
     /// Every address refused (ICMP port unreachable).
     pub refused: bool,
+    /// A file the user asked for could not be written.
+    pub write_failed: bool,
+    /// `-f/--fail` and an HTTP status of 400 or more.
+    pub http_error: bool,
 }
 
 /// The kind of outcome a connection that ended so has: a pure function, so
@@ -162,6 +204,13 @@ pub(crate) struct EndSnapshot {
 pub(crate) fn classify(end: &EndSnapshot) -> OutcomeKind {
     if end.stopped_by_verdict {
         return OutcomeKind::VerificationFailed;
+    }
+    // Lost output outranks how the connection went: what was asked for is gone.
+    if end.write_failed {
+        return OutcomeKind::WriteError;
+    }
+    if end.http_error {
+        return OutcomeKind::HttpError;
     }
     if end.established {
         if end.response_unfinished && !end.we_are_closing {
@@ -319,6 +368,26 @@ mod tests {
             ..EndSnapshot::default()
         };
         assert_eq!(classify(&stateless_reset), OutcomeKind::HandshakeFailed);
+    }
+
+    #[test]
+    fn lost_output_and_fail_outrank_a_clean_end_but_not_a_rejection() {
+        let lost = EndSnapshot {
+            write_failed: true,
+            http_error: true,
+            ..established()
+        };
+        assert_eq!(classify(&lost), OutcomeKind::WriteError);
+        let http = EndSnapshot {
+            http_error: true,
+            ..established()
+        };
+        assert_eq!(classify(&http), OutcomeKind::HttpError);
+        let rejected = EndSnapshot {
+            stopped_by_verdict: true,
+            ..lost
+        };
+        assert_eq!(classify(&rejected), OutcomeKind::VerificationFailed);
     }
 
     #[test]

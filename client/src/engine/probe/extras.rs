@@ -27,8 +27,9 @@ impl Probe {
     }
 
     /// Saves this connection's ticket, only if its chain was verified and
-    /// accepted (a resumed session was, when it was first made).
-    pub(super) fn save_session(&self) {
+    /// accepted (a resumed session was, when it was first made). A file
+    /// that cannot be written is a write error (exit 23).
+    pub(super) fn save_session(&mut self) {
         let Some(path) = &self.settings.session_file else {
             return;
         };
@@ -40,7 +41,7 @@ impl Probe {
             return;
         };
         if let Err(error) = session::save(path, &self.target.authority(), ticket) {
-            log::warn!("session not saved: {error}");
+            self.write_error = Some(format!("--session-file {error}"));
         }
     }
 

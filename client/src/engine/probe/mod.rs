@@ -16,7 +16,7 @@ use crate::engine::datapath::{self, Batch, DatagramSource, Datapath, Scratch};
 use crate::engine::flights::{self, FlightLog};
 use crate::engine::handshake::{ConnectionStart, KeysDropped, Stage, StageEvent};
 use crate::engine::outcome::Outcome;
-use crate::engine::request::{Requests, Response};
+use crate::engine::request::{RequestError, Requests, Response};
 use crate::engine::target::Target;
 use crate::hex::hex;
 
@@ -38,7 +38,13 @@ const HANDSHAKE_DONE_GRACE: Duration = Duration::from_secs(2);
 pub struct ProbeSettings {
     pub alpns: Vec<String>,
     pub sni: Option<String>,
+    /// `--connect-timeout`: how long the handshake may take.
     pub timeout: Duration,
+    /// `-m/--max-time`: how long the whole connection may take, from its
+    /// first packet to its last response byte (`--hold` may extend it).
+    pub max_time: Option<Duration>,
+    /// `-f/--fail`: an HTTP status of 400 or more is a failure (exit 22).
+    pub fail_on_http_error: bool,
     pub keylog: Option<PathBuf>,
     pub qlog_dir: Option<PathBuf>,
     /// `--insecure`: a rejected chain does not end the connection.
@@ -57,7 +63,22 @@ pub struct ProbeSettings {
     pub client_certificate: Option<crate::engine::client_identity::IdentitySummary>,
 }
 
+/// How far off "no limit" is: a year, far enough, and still an `Instant`
+/// on every platform.
+const NO_LIMIT: Duration = Duration::from_secs(365 * 24 * 3600);
+
 impl ProbeSettings {
+    /// Until the handshake's end: `--connect-timeout`, or `-m` when shorter.
+    pub fn handshake_limit(&self) -> Duration {
+        self.max_time
+            .map_or(self.timeout, |max| max.min(self.timeout))
+    }
+
+    /// The whole connection: `-m`, or no limit of ours.
+    pub fn transfer_limit(&self) -> Duration {
+        self.max_time.unwrap_or(NO_LIMIT)
+    }
+
     /// A handshake with every option off: no SNI override, no key log or
     /// qlog, strict, no hold, no session, any local port.
     pub fn plain(alpns: Vec<String>, timeout: Duration, idle_timeout: Duration) -> Self {
@@ -65,6 +86,8 @@ impl ProbeSettings {
             alpns,
             sni: None,
             timeout,
+            max_time: None,
+            fail_on_http_error: false,
             keylog: None,
             qlog_dir: None,
             insecure: false,
@@ -93,6 +116,8 @@ pub struct Probe {
     deadline: Instant,
     requests: Option<Requests>,
     request_error: Option<String>,
+    /// A file the user asked for could not be written (exit 23).
+    write_error: Option<String>,
     stages: Vec<StageEvent>,
     checked: Option<CheckedChain>,
     /// Where the probe stands: open, closing, refused or finished.
@@ -129,8 +154,15 @@ impl Probe {
         socket.connect(addr)?;
         let datapath = Datapath::new(socket)?;
         let local = datapath.local_addr()?;
+        log::info!("  Trying {addr}... (UDP, from {local})");
+        log::info!("{}", datapath.describe());
         let scid = random_connection_id()?;
         let sni = settings.sni.clone().or_else(|| target.default_sni());
+        log::info!(
+            "SNI: {}",
+            sni.as_deref()
+                .unwrap_or("(none: the host is an IP address)")
+        );
         let conn = quiche::connect(
             sni.as_deref(),
             &quiche::ConnectionId::from_ref(&scid),
@@ -155,9 +187,10 @@ impl Probe {
             settings: Arc::clone(settings),
             sni,
             started,
-            deadline: started + settings.timeout,
+            deadline: started + settings.handshake_limit(),
             requests: None,
             request_error: None,
+            write_error: None,
             stages: Vec::new(),
             checked: None,
             phase: Phase::Open,
@@ -319,11 +352,17 @@ impl Probe {
         let authority = self.target.authority();
         match Requests::start(&mut self.conn, &authority, self.target.requests.clone()) {
             Ok(requests) => {
-                // The handshake deadline does not cover the download.
-                self.deadline = Instant::now() + self.settings.timeout;
+                // The handshake deadline does not cover the download: only
+                // -m does (quiche's idle timeout ends a stalled one).
+                self.deadline = self.started + self.settings.transfer_limit();
                 self.requests = Some(requests);
             }
-            Err(error) => self.request_error = Some(error.to_string()),
+            Err(error) => {
+                if matches!(error, RequestError::Output(..)) {
+                    self.write_error = Some(error.to_string());
+                }
+                self.request_error = Some(error.to_string());
+            }
         }
     }
 
