@@ -366,7 +366,9 @@ fn verbose_speaks_curls_lines_and_keeps_quiche_quiet() {
     ] {
         assert!(err.contains(&line), "{line:?} in:\n{err}");
     }
-    assert!(!err.contains("quiche"), "no quiche lines at -v:\n{err}");
+    // The trace may name quiche (the peer's guess); quiche's own log lines
+    // carry their module path.
+    assert!(!err.contains(" quiche::"), "no quiche lines at -v:\n{err}");
 }
 
 #[test]
