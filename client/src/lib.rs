@@ -19,6 +19,7 @@
 #![deny(unsafe_code)]
 
 pub mod aia;
+pub mod capture;
 pub mod cli;
 pub mod commands;
 pub mod engine;

@@ -236,6 +236,13 @@ pub struct ConnectionOptions {
     /// body output (`get`, and `connect` with an https:// URL).
     #[arg(short = 'f', long)]
     pub fail: bool,
+    /// Save the certificates the server sent, exactly as sent and in its
+    /// order, as PEM (as `openssl s_client -showcerts`); `quicprobe verify
+    /// --chain FILE` then gives the same verdict offline. With several
+    /// connections, each gets FILE numbered before its extension
+    /// (chain-1.pem, chain-2.pem, ...).
+    #[arg(long, value_name = "FILE")]
+    pub save_chain: Option<PathBuf>,
     /// After each connection, print FORMAT with its %{variables} filled in,
     /// as curl's -w; @FILE reads the format from FILE. See "Write-out
     /// variables" below.

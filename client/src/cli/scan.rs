@@ -48,4 +48,8 @@ pub struct ScanArgs {
     /// HOST:PORT:ADDR[,ADDR]... (the next address is tried when one refuses).
     #[arg(long, value_name = "HOST:PORT:ADDR")]
     pub resolve: Vec<ResolveEntry>,
+    /// Save each target's chain, exactly as sent, as PEM: FILE numbered with
+    /// the target's line (chain.pem -> chain-12.pem for line 12).
+    #[arg(long, value_name = "FILE")]
+    pub save_chain: Option<std::path::PathBuf>,
 }

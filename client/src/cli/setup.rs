@@ -10,6 +10,7 @@ use quicprobe_verifier::AlertStyle;
 
 use super::trust::load_trust;
 use super::{AlertStyleArg, ConnectionOptions};
+use crate::capture::ChainFiles;
 use crate::engine::client_identity::ClientIdentity;
 use crate::engine::config::{ClientSetup, ConnectError};
 use crate::engine::probe::ProbeSettings;
@@ -225,4 +226,24 @@ pub fn seconds(flag: &str, value: f64) -> Result<Duration, ConnectError> {
         .ok_or_else(|| {
             ConnectError::Usage(format!("{flag} {value}: not a positive number of seconds"))
         })
+}
+
+/// `--save-chain FILE`: its folder must exist (nothing is created before a
+/// chain arrives); with `numbered`, each connection gets its own file.
+pub fn chain_files(
+    path: Option<&Path>,
+    numbered: bool,
+) -> Result<Option<ChainFiles>, ConnectError> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    existing_folder("--save-chain", path, parent_of(path))?;
+    if path.is_dir() {
+        return Err(ConnectError::File {
+            flag: "--save-chain",
+            path: path.to_owned(),
+            source: std::io::Error::other("a folder, not a file"),
+        });
+    }
+    Ok(Some(ChainFiles::new(path.to_owned(), numbered)))
 }

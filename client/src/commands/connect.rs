@@ -9,7 +9,9 @@ use quicprobe_verifier::TrustStore;
 use serde_json::json;
 
 use crate::aia::{run_aia_check, FetchSettings};
-use crate::cli::setup::{addressing, prepare, seconds, writable_file, write_out_format};
+use crate::cli::setup::{
+    addressing, chain_files, prepare, seconds, writable_file, write_out_format,
+};
 use crate::cli::ConnectArgs;
 use crate::commands::live::{LiveFeed, Show};
 use crate::engine::config::{run_feed, ConnectError};
@@ -46,7 +48,11 @@ pub fn run(args: &ConnectArgs, quiet: bool) -> Result<ConnectOutput, ConnectErro
     let aia_fetch = args.aia_fetch.then_some(args.aia_connect_to);
     // Each connection is explained as it ends, so that its trace can end
     // with the explanation; the AIA fetch first, its evidence.
-    let finish = |mut outcome: Outcome| {
+    let chains = chain_files(args.conn.save_chain.as_deref(), planned > 1)?;
+    let finish = |index: usize, mut outcome: Outcome| {
+        if let Some(files) = &chains {
+            files.save(index + 1, &mut outcome);
+        }
         if repeat {
             // The summary needs no per-connection explanation.
             return outcome;

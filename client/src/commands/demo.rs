@@ -164,7 +164,7 @@ fn play(act: &Act, show: Show) -> Result<(Outcome, Vec<String>), DemoError> {
         Duration::from_secs(10),
         setup.idle_timeout,
     );
-    let mut feed = LiveFeed::new(vec![Job::new(target, lab.addr())], 1, show, |outcome| {
+    let mut feed = LiveFeed::new(vec![Job::new(target, lab.addr())], 1, show, |_, outcome| {
         explain_chain(outcome, &trust)
     });
     run_feed(&mut feed, 1, &setup, &settings, None)?;

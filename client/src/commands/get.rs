@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::cli::setup::{addressing, prepare, writable_file, write_out_format};
+use crate::cli::setup::{addressing, chain_files, prepare, writable_file, write_out_format};
 use crate::cli::GetArgs;
 use crate::commands::live::{LiveFeed, Show};
 use crate::engine::config::{run_feed, ConnectError};
@@ -47,7 +47,11 @@ pub fn run(args: &GetArgs, verbose: bool, out: &mut dyn Write) -> Result<u8, Con
     } else {
         Show::Nothing
     };
-    let mut feed = LiveFeed::new(jobs, concurrency, show, |outcome| {
+    let chains = chain_files(args.conn.save_chain.as_deref(), jobs.len() > 1)?;
+    let mut feed = LiveFeed::new(jobs, concurrency, show, |index, mut outcome| {
+        if let Some(files) = &chains {
+            files.save(index + 1, &mut outcome);
+        }
         explain_chain(outcome, &trust)
     });
     run_feed(&mut feed, concurrency, &setup, &settings, None)?;

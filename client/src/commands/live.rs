@@ -34,8 +34,9 @@ pub enum Show {
 }
 
 /// The feed of one run. `F` makes an ended connection's outcome final (the
-/// chain explained, and whatever else the command adds) before it is printed.
-pub struct LiveFeed<'a, F: FnMut(Outcome) -> Outcome> {
+/// chain explained, and whatever else the command adds) before it is
+/// printed; it is given the job's index (from 0) too.
+pub struct LiveFeed<'a, F: FnMut(usize, Outcome) -> Outcome> {
     jobs: Vec<FedJob>,
     show: Show,
     /// Several connections in flight: lines are held per connection.
@@ -56,7 +57,7 @@ struct Held {
     text: String,
 }
 
-impl<'a, F: FnMut(Outcome) -> Outcome> LiveFeed<'a, F> {
+impl<'a, F: FnMut(usize, Outcome) -> Outcome> LiveFeed<'a, F> {
     pub fn new(jobs: Vec<Job>, concurrency: usize, show: Show, finish: F) -> Self {
         Self {
             jobs: jobs
@@ -163,7 +164,7 @@ impl<'a, F: FnMut(Outcome) -> Outcome> LiveFeed<'a, F> {
     }
 }
 
-impl<F: FnMut(Outcome) -> Outcome> JobFeed for LiveFeed<'_, F> {
+impl<F: FnMut(usize, Outcome) -> Outcome> JobFeed for LiveFeed<'_, F> {
     fn take_ready(&mut self) -> io::Result<Vec<FedJob>> {
         Ok(std::mem::take(&mut self.jobs))
     }
@@ -173,7 +174,7 @@ impl<F: FnMut(Outcome) -> Outcome> JobFeed for LiveFeed<'_, F> {
     }
 
     fn finished(&mut self, index: usize, outcome: Outcome) -> io::Result<()> {
-        let outcome = (self.finish)(outcome);
+        let outcome = (self.finish)(index, outcome);
         if let Some(trace) = self.trace(index) {
             let text = trace.finish(&outcome);
             self.emit(index, text, true);

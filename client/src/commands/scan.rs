@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use quicprobe_verifier::{AlertStyle, InputError};
 
-use crate::cli::setup::seconds;
+use crate::cli::setup::{chain_files, seconds};
 use crate::cli::trust::load_trust;
 use crate::cli::ScanArgs;
 use crate::engine::client_identity::ClientIdentity;
@@ -77,6 +77,7 @@ pub fn run_with_resolver(
     let event_loop = EventLoop::new(args.concurrency)?;
     let started = Instant::now();
     let mut feed = ScanFeed::new(&lines, trust, ScanReport::new(out));
+    feed.chains = chain_files(args.save_chain.as_deref(), true)?;
     let lookups = feed.route_lines(&args.resolve)?;
     feed.answers = Some(scan::spawn_resolvers(
         lookups,

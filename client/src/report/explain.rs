@@ -9,15 +9,7 @@ use quicprobe_verifier::{Analysis, Evidence, FetchedCertificate, TrustSource, Tr
 use crate::aia::AiaReport;
 use crate::engine::outcome::Outcome;
 
-/// Adds the verifier's explanation to every outcome that saw a chain.
-pub fn explain_chains(outcomes: Vec<Outcome>, trust: &TrustStore) -> Vec<Outcome> {
-    outcomes
-        .into_iter()
-        .map(|outcome| explain_chain(outcome, trust))
-        .collect()
-}
-
-/// One outcome's chain explained (see [`explain_chains`]).
+/// Adds the verifier's explanation to an outcome that saw a chain.
 pub fn explain_chain(mut outcome: Outcome, trust: &TrustStore) -> Outcome {
     if let Some(checked) = &outcome.chain.checked {
         let name = checked.verdict.peer_name.clone();

@@ -10,10 +10,11 @@ use std::sync::Arc;
 use quicprobe_verifier::TrustStore;
 
 use super::{Answer, Lookup, ScanLine, ScanReport};
+use crate::capture::ChainFiles;
 use crate::engine::event_loop::{FedJob, Job, JobFeed};
 use crate::engine::outcome::Outcome;
 use crate::engine::target::{ResolveEntry, TargetError};
-use crate::report::explain::explain_chains;
+use crate::report::explain::explain_chain;
 
 /// Feeds the event loop from the targets file and the resolver pool, and
 /// reports each line as it ends. A job's index is its line's position in
@@ -28,6 +29,8 @@ pub(crate) struct ScanFeed<'a, 'w> {
     pub(crate) answers: Option<Receiver<Answer>>,
     trust: Arc<TrustStore>,
     pub(crate) report: ScanReport<'w>,
+    /// `--save-chain`: where each line's chain goes.
+    pub(crate) chains: Option<ChainFiles>,
 }
 
 impl<'a, 'w> ScanFeed<'a, 'w> {
@@ -44,6 +47,7 @@ impl<'a, 'w> ScanFeed<'a, 'w> {
             answers: None,
             trust,
             report,
+            chains: None,
         }
     }
 
@@ -160,11 +164,13 @@ impl JobFeed for ScanFeed<'_, '_> {
         let Some(line) = self.lines.get(index) else {
             return Ok(());
         };
-        // Rejected targets carry the verifier's diagnosis, as with connect.
-        for outcome in explain_chains(vec![outcome], &self.trust) {
-            self.report.outcome(line, &outcome)?;
+        let mut outcome = outcome;
+        if let Some(files) = &self.chains {
+            files.save(line.number, &mut outcome);
         }
-        Ok(())
+        // Rejected targets carry the verifier's diagnosis, as with connect.
+        let outcome = explain_chain(outcome, &self.trust);
+        self.report.outcome(line, &outcome)
     }
 
     fn could_not_start(&mut self, index: usize, job: &Job, error: io::Error) -> io::Result<()> {

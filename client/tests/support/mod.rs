@@ -385,3 +385,67 @@ fn listening_port(server: &PeerServer) -> u16 {
 pub fn is_hostile(name: &str) -> bool {
     scenario(name).join("hostile").is_file()
 }
+
+/// One entry of certs/scenarios.json.
+pub fn catalogue() -> Vec<Value> {
+    let text =
+        std::fs::read_to_string(certs_dir().join("scenarios.json")).expect("certs/scenarios.json");
+    serde_json::from_str::<Value>(&text)
+        .expect("scenarios.json is JSON")
+        .as_array()
+        .expect("an array")
+        .clone()
+}
+
+pub fn entry(name: &str) -> Value {
+    catalogue()
+        .into_iter()
+        .find(|e| e["name"] == name)
+        .unwrap_or_else(|| panic!("{name} is not in scenarios.json"))
+}
+
+/// The trust a scenario's client has: `--cacert roots.pem` unless its
+/// `trust` file says `system`, and `SSL_CERT_FILE` at its
+/// `system-bundle.pem` when it has one.
+pub struct ClientTrust {
+    pub args: Vec<String>,
+    pub ssl_cert_file: Option<PathBuf>,
+}
+
+pub fn client_trust(name: &str) -> ClientTrust {
+    let dir = scenario(name);
+    let trust_file = dir.join("trust");
+    let system = trust_file.is_file() && read_line(&trust_file) == "system";
+    let args = if system {
+        Vec::new()
+    } else {
+        vec![
+            "--cacert".to_owned(),
+            dir.join("roots.pem").display().to_string(),
+        ]
+    };
+    let bundle = dir.join("system-bundle.pem");
+    ClientTrust {
+        args,
+        ssl_cert_file: bundle.is_file().then_some(bundle),
+    }
+}
+
+/// Runs quicprobe with the scenario's trust. Without a bundle of its own,
+/// `SSL_CERT_FILE` names a file that does not exist, so that the machine's
+/// bundle cannot decide anything.
+pub fn quicprobe_trusting(name: &str, args: &[String]) -> Output {
+    let trust = client_trust(name);
+    let bundle = trust
+        .ssl_cert_file
+        .unwrap_or_else(|| PathBuf::from("/nonexistent/quicprobe-test-bundle.pem"));
+    let mut all = args.to_vec();
+    all.splice(1..1, trust.args);
+    Command::new(env!("CARGO_BIN_EXE_quicprobe"))
+        .args(&all)
+        .env("SSL_CERT_FILE", bundle)
+        .env_remove("RUST_LOG")
+        .env_remove("SSLKEYLOGFILE")
+        .output()
+        .expect("run quicprobe")
+}
