@@ -284,6 +284,7 @@ fn scan_args(targets: &Path, port: u16) -> ScanArgs {
         client_cert: Default::default(),
         alpn: vec!["h3".into()],
         resolve: vec![format!("localhost:{port}:127.0.0.1").parse().unwrap()],
+        save_chain: None,
     }
 }
 
