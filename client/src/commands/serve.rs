@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use crate::cli::ServeArgs;
-use crate::lab::scenario::find_scenario;
+use crate::lab::scenario::{find_scenario, Seen};
 use crate::lab::{ClientAuth, LabError, LabServer, LabSpec};
 use quicprobe_verifier::flight::HandshakeFlight;
 
@@ -22,6 +22,8 @@ pub enum ServeError {
     Signals(std::io::Error),
     #[error("{0}: {1}")]
     Read(String, std::io::Error),
+    #[error("{0}")]
+    Scenario(String),
 }
 
 impl crate::exit::Failure for ServeError {}
@@ -65,16 +67,17 @@ pub fn run(args: &ServeArgs) -> Result<(), ServeError> {
 }
 
 fn spec(args: &ServeArgs) -> Result<LabSpec, ServeError> {
-    let (chain, key) = match (&args.scenario, &args.chain, &args.key) {
+    let (chain, key, seen) = match (&args.scenario, &args.chain, &args.key) {
         (Some(name), _, _) => {
             let dir =
                 find_scenario(name).ok_or_else(|| ServeError::UnknownScenario(name.clone()))?;
-            (dir.join("chain.pem"), dir.join("key.pem"))
+            let seen = Seen::read(&dir).map_err(ServeError::Scenario)?;
+            (dir.join("chain.pem"), dir.join("key.pem"), seen)
         }
-        (None, Some(chain), Some(key)) => (chain.clone(), key.clone()),
+        (None, Some(chain), Some(key)) => (chain.clone(), key.clone(), None),
         _ => return Err(ServeError::NothingToServe),
     };
-    Ok(LabSpec {
+    let mut spec = LabSpec {
         chain,
         key,
         listen: args.listen,
@@ -87,7 +90,37 @@ fn spec(args: &ServeArgs) -> Result<LabSpec, ServeError> {
             ca,
             required: args.require_client_cert,
         }),
-    })
+        transport_parameters: None,
+    };
+    if let Some(seen) = seen {
+        answer_as_seen(&mut spec, &seen);
+    }
+    Ok(spec)
+}
+
+/// A captured scenario is served as its server answered: the ALPN it chose
+/// (offered first, the lab's own after it, so that a client offering only
+/// another still gets an answer) and the transport parameters it sent.
+fn answer_as_seen(spec: &mut LabSpec, seen: &Seen) {
+    if let Some(alpn) = &seen.alpn {
+        spec.alpns.retain(|a| a != alpn);
+        spec.alpns.insert(0, alpn.clone());
+    }
+    spec.transport_parameters = seen.transport_parameters;
+    say(&format!(
+        "replays {} as seen {} ({}): ALPN {}, {} transport parameters",
+        seen.target,
+        seen.when,
+        seen.server_implementation
+            .as_deref()
+            .unwrap_or("server unknown"),
+        seen.alpn.as_deref().unwrap_or("(none chosen)"),
+        if seen.transport_parameters.is_some() {
+            "its"
+        } else {
+            "the lab's"
+        }
+    ));
 }
 
 /// What the lab will present, so that a replay says what it replays.

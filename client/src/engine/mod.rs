@@ -14,6 +14,7 @@ pub mod flights;
 pub mod handshake;
 pub(crate) mod message_callback;
 pub mod outcome;
+pub mod params;
 pub mod probe;
 pub mod request;
 pub(crate) mod session;

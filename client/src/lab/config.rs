@@ -25,6 +25,9 @@ pub(super) fn server_config(spec: &LabSpec) -> Result<quiche::Config, LabError> 
     config.set_initial_max_streams_bidi(100);
     config.set_initial_max_streams_uni(100);
     config.set_disable_active_migration(true);
+    if let Some(params) = &spec.transport_parameters {
+        params.apply(&mut config);
+    }
     Ok(config)
 }
 

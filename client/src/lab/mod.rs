@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use crate::engine::alerts;
 use crate::engine::datapath;
+use crate::engine::params::ServerParameters;
 
 pub use response::pattern;
 pub use server::LabServer;
@@ -51,6 +52,9 @@ pub struct LabSpec {
     pub sct_list: Option<Vec<u8>>,
     /// Ask clients for a certificate and verify it against these roots.
     pub client_auth: Option<ClientAuth>,
+    /// The transport parameters to send instead of the lab's own (a
+    /// captured server's, replayed).
+    pub transport_parameters: Option<ServerParameters>,
 }
 
 /// The lab asks for a client certificate (`serve --client-ca`), and with
@@ -77,6 +81,7 @@ impl LabSpec {
             ocsp_response: None,
             sct_list: None,
             client_auth: None,
+            transport_parameters: None,
         }
     }
 }

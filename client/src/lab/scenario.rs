@@ -1,6 +1,47 @@
-//! Finding a scenario of certs/ by name.
+//! Finding a scenario of certs/ by name, and what a captured scenario
+//! recorded of the server it was captured from (`seen.json`).
 
 use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::params::ServerParameters;
+
+/// The file of a captured scenario that says what the server was seen to do.
+pub const SEEN_FILE: &str = "seen.json";
+
+/// What the server a scenario was captured from was seen to do, so that
+/// the lab can answer as it did (`quicprobe serve --scenario DIR`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seen {
+    /// What was dialled: `host:port`, and the address it resolved to.
+    pub target: String,
+    pub address: String,
+    /// When, RFC 3339 UTC.
+    pub when: String,
+    /// The ALPN the server chose, if the handshake got that far.
+    pub alpn: Option<String>,
+    /// The transport parameters it sent.
+    pub transport_parameters: Option<ServerParameters>,
+    /// Which implementation it seemed to be.
+    pub server_implementation: Option<String>,
+}
+
+impl Seen {
+    /// `seen.json` of a scenario folder, when it has one. A file that is
+    /// there but unreadable is an error: a replay must not silently differ.
+    pub fn read(dir: &Path) -> Result<Option<Self>, String> {
+        let path = dir.join(SEEN_FILE);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| format!("{}: not what quicprobe wrote ({e})", path.display()))
+    }
+}
 
 /// The certs/ folder of the source tree quicprobe was built from.
 pub fn built_in_certs_dir() -> PathBuf {

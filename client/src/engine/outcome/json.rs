@@ -18,6 +18,7 @@ use crate::aia::AiaReport;
 use crate::engine::fingerprint::ServerGuess;
 use crate::engine::flights::FlightReport;
 use crate::engine::handshake::StageEvent;
+use crate::engine::params::ServerParameters;
 use crate::engine::request::Response;
 
 impl Outcome {
@@ -51,6 +52,7 @@ impl Outcome {
             idle_end: self.end.idle_end.as_ref(),
             aioquic_verdict: self.chain.checked.as_ref().and_then(|c| c.aioquic.as_ref()),
             server_implementation: self.peer.server_guess.as_ref(),
+            transport_parameters: self.peer.transport_parameters.as_ref(),
             aia: self.chain.aia.as_ref(),
             stapled: self.chain.checked.as_ref().map(|c| c.stapled),
             insecure: self.chain.insecure,
@@ -96,6 +98,8 @@ struct OutcomeJson<'a> {
     idle_end: Option<&'a IdleEnd>,
     aioquic_verdict: Option<&'a AioquicVerdict>,
     server_implementation: Option<&'a ServerGuess>,
+    /// The transport parameters the server sent (RFC 9000 §18.2).
+    transport_parameters: Option<&'a ServerParameters>,
     aia: Option<&'a AiaReport>,
     stapled: Option<Stapled>,
     insecure: bool,

@@ -10,6 +10,7 @@ use crate::aia::AiaReport;
 use crate::engine::fingerprint::ServerGuess;
 use crate::engine::flights::FlightReport;
 use crate::engine::handshake::{ConnectionStart, KeysDropped, Stage, StageEvent};
+use crate::engine::params::ServerParameters;
 use crate::engine::request::Response;
 use crate::engine::target::Target;
 use crate::exit;
@@ -112,6 +113,8 @@ pub struct Peer {
     pub connection_id: String,
     /// Which implementation the server seems to be, once it has said enough.
     pub server_guess: Option<ServerGuess>,
+    /// The transport parameters the server sent, once it sent them.
+    pub transport_parameters: Option<ServerParameters>,
 }
 
 /// The handshake: its stages and what they settled.
@@ -234,6 +237,7 @@ impl Outcome {
                 refused_before: Vec::new(),
                 connection_id,
                 server_guess: None,
+                transport_parameters: None,
             },
             handshake: Handshake {
                 stages,

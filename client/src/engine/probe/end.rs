@@ -8,6 +8,7 @@ use crate::engine::fingerprint::{self, ServerTraits};
 use crate::engine::outcome::{
     ClientCertificateReport, Close, IdleEnd, Outcome, OutcomeKind, SessionReport, Side, TimeLimit,
 };
+use crate::engine::params::ServerParameters;
 use crate::engine::request::Requests;
 use crate::engine::session;
 
@@ -54,6 +55,10 @@ impl Probe {
             .clone_from(&self.request_error);
         outcome.application.write_error = self.write_error();
         outcome.peer.local_addr = Some(self.local);
+        outcome.peer.transport_parameters = self
+            .conn
+            .peer_transport_params()
+            .map(ServerParameters::from);
         outcome.end.limit = self.time_limit();
         outcome.end.idle_end = self.idle_end();
         outcome.handshake.initial_keys_dropped = self.initial_keys_dropped;
