@@ -129,6 +129,10 @@ fn fuzzed_outcome(bytes: &mut Bytes) -> Outcome {
     };
     outcome.handshake.alpn = alpn;
     outcome.handshake.initial_keys_dropped_ms = initial_keys_dropped_ms;
+    // Derived, so that the corpus keeps its layout; one past the last stage
+    // too, which a renderer must survive.
+    outcome.handshake.initial_keys_dropped_after_stage = initial_keys_dropped_ms
+        .map(|ms| (ms.abs() as usize) % (outcome.handshake.stages.len() + 1));
     outcome.chain.insecure = insecure;
     outcome
 }

@@ -115,6 +115,10 @@ pub struct Handshake {
     pub flights: Option<FlightReport>,
     /// When our first Handshake packet went out and the Initial keys with it.
     pub initial_keys_dropped_ms: Option<f64>,
+    /// The index in `stages` of the last stage recorded before that packet
+    /// went out: a live trace prints the drop right after that stage (not in
+    /// the JSON; `initial_keys_dropped_ms` is).
+    pub initial_keys_dropped_after_stage: Option<usize>,
     /// `--session-file`: resumption and 0-RTT.
     pub session: Option<SessionReport>,
 }
@@ -217,6 +221,7 @@ impl Outcome {
                 handshake_ms: None,
                 flights: None,
                 initial_keys_dropped_ms: None,
+                initial_keys_dropped_after_stage: None,
                 session: None,
             },
             chain: ChainCheck::default(),

@@ -49,6 +49,7 @@ impl Probe {
             .clone_from(&self.request_error);
         outcome.end.idle_end = self.idle_end();
         outcome.handshake.initial_keys_dropped_ms = self.initial_keys_dropped_ms;
+        outcome.handshake.initial_keys_dropped_after_stage = self.initial_keys_dropped_after_stage;
         outcome.chain.insecure = self.settings.insecure;
         outcome.handshake.session = self.settings.session_file.as_ref().map(|_| SessionReport {
             offered: self.session_offered,

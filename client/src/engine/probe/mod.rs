@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use mio::net::UdpSocket;
 use quicprobe_verifier::{CheckedChain, PeerName};
 
-use crate::engine::datapath::{self, Batch, DatagramSource, Datapath, Scratch};
+use crate::engine::datapath::{self, Batch, DatagramSource, Datapath, Scratch, SendSpace};
 use crate::engine::flights::{self, FlightLog};
 use crate::engine::handshake::{Stage, StageEvent};
 use crate::engine::outcome::Outcome;
@@ -107,6 +107,8 @@ pub struct Probe {
     last_received: Instant,
     /// When we first sent a Handshake packet, dropping our Initial keys.
     initial_keys_dropped_ms: Option<f64>,
+    /// The last stage recorded before that packet went out.
+    initial_keys_dropped_after_stage: Option<usize>,
     /// A saved session was offered for resumption.
     session_offered: bool,
     /// The requests went out as 0-RTT early data.
@@ -166,6 +168,7 @@ impl Probe {
             hold_until: None,
             last_received: started,
             initial_keys_dropped_ms: None,
+            initial_keys_dropped_after_stage: None,
             session_offered: false,
             sent_early_data: false,
         };
@@ -206,17 +209,26 @@ impl Probe {
     /// Sends everything quiche has to send, datagrams of one size together
     /// in one GSO send.
     pub fn flush(&mut self, scratch: &mut Scratch) {
+        self.flush_into(scratch.send_space());
+    }
+
+    fn flush_into(&mut self, space: &mut SendSpace) {
         let max_segments = self.datapath.max_segments();
-        datapath::send_all(self, scratch, max_segments);
+        datapath::send_all(self, space, max_segments);
         self.record_tls_messages(None);
     }
 
     /// What a datagram tells before it goes out: the TLS messages it carries
-    /// and whether our Initial keys are gone.
+    /// and whether our Initial keys are gone. quiche drops them when it
+    /// builds our first Handshake packet (RFC 9001 §4.9.1), right after the
+    /// stages of the datagram that made it send one.
     fn on_datagram_built(&mut self, datagram: &[u8]) {
         self.record_tls_messages(None);
         if self.initial_keys_dropped_ms.is_none() && flights::carries_handshake_packet(datagram) {
             self.initial_keys_dropped_ms = Some(self.elapsed_ms());
+            // ClientHelloSent is recorded when our first datagram is built,
+            // long before any Handshake packet: never an empty list here.
+            self.initial_keys_dropped_after_stage = self.stages.len().checked_sub(1);
         }
     }
 
