@@ -423,21 +423,7 @@ struct AioquicServers {
 
 impl AioquicServers {
     fn start(names: &[String]) -> Self {
-        let mut args = vec![
-            repo()
-                .join("scripts/aioquic/server.py")
-                .display()
-                .to_string(),
-            "--listen".to_owned(),
-            "127.0.0.1:0".to_owned(),
-        ];
-        for name in names {
-            let dir = scenario(name);
-            args.push("--chain".to_owned());
-            args.push(dir.join("chain.pem").display().to_string());
-            args.push("--key".to_owned());
-            args.push(dir.join("key.pem").display().to_string());
-        }
+        let args = support::aioquic_server_args("127.0.0.1:0", names);
         let server = PeerServer::start(&python(), &args, 0).expect("the aioquic server starts");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
