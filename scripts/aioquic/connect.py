@@ -6,10 +6,19 @@ prints aioquic's own DEBUG log (format '%(asctime)s %(levelname)s %(name)s
 
 Usage: connect.py HOST PORT --cafile ROOTS [--server-name NAME] [--alpn h3]
         [--repeat N --concurrency K]   (benchmark mode: prints "<ok> <total> <seconds>")
+       connect.py --batch               (many connections, one at a time, in one process)
+
+--batch reads one JSON object per stdin line, {"host", "port", "cafile",
+"server_name", "alpn"} (the last two optional), connects to each in turn, and
+prints one JSON line per connection on stdout: {"result": the result line
+above, "log": aioquic's log lines of that connection, formatted as above}.
+One process for a whole catalogue saves the interpreter's start per
+connection; one connection at a time keeps each log its own.
 """
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
 import time
@@ -68,7 +77,46 @@ class Recorder(logging.Handler):
             self.error = f"error {code} {reason}"
 
 
+class Collector(logging.Handler):
+    """Keeps the formatted log lines of the connection under way."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+def batch() -> None:
+    logging.getLogger().setLevel(logging.DEBUG)
+    collector = Collector()
+    logging.getLogger("quic").addHandler(collector)
+    logging.getLogger("quic").propagate = False  # stdout carries the results only
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        job = json.loads(line)
+        args = argparse.Namespace(
+            host=job["host"], port=int(job["port"]), cafile=job["cafile"],
+            server_name=job.get("server_name"), alpn=job.get("alpn", "h3"),
+        )
+        recorder = Recorder()
+        logging.getLogger("quic").addHandler(recorder)
+        collector.lines = []
+        try:
+            result = asyncio.run(asyncio.wait_for(handshake_once(args), 10))
+        except TimeoutError:
+            result = "timeout"
+        logging.getLogger("quic").removeHandler(recorder)
+        print(json.dumps({"result": recorder.error or result, "log": collector.lines}), flush=True)
+
+
 def main() -> None:
+    if sys.argv[1:] == ["--batch"]:
+        batch()
+        return
     parser = argparse.ArgumentParser()
     parser.add_argument("host")
     parser.add_argument("port", type=int)

@@ -3,7 +3,12 @@
 side: what a client sends back when it rejects the chain.
 
 Usage: server.py --listen HOST:PORT --chain FILE --key FILE
+                 [--chain FILE --key FILE ...]
                  [--alpn h3,hq-interop] [--retry] [--idle-ms N]
+
+Several --chain/--key pairs (with port 0) serve each chain on a port of its own
+from one process, one "listening on" line each, in order; every other line is
+then prefixed with the address of the server it concerns ("127.0.0.1:40123: ").
 
 stdout, one flushed line per event:
     listening on 127.0.0.1:40123
@@ -52,6 +57,16 @@ def log(line: str) -> None:
     print(line, flush=True)
 
 
+# The line prefix of each listening address, when several chains are served.
+PREFIXES: dict[str, str] = {}
+
+
+def log_for(transport, line: str) -> None:
+    """An event of one server: prefixed with its address when there are several."""
+    address = show_addr(transport.get_extra_info("sockname")) if transport else ""
+    log(PREFIXES.get(address, "") + line)
+
+
 def fail(message: str) -> None:
     print(f"server.py: {message}", file=sys.stderr, flush=True)
     sys.exit(2)
@@ -89,14 +104,14 @@ class Protocol(QuicConnectionProtocol):
     def datagram_received(self, data, addr) -> None:
         if not self._seen:
             self._seen = True
-            log(f"connection from {show_addr(addr)}")
+            log_for(self._transport, f"connection from {show_addr(addr)}")
         super().datagram_received(data, addr)
         # A received CONNECTION_CLOSE is the only way into DRAINING (a local
         # close goes to CLOSING), and aioquic only emits ConnectionTerminated
         # after the 3*PTO draining period, so log it here, when it arrives.
         if not self._peer_closed and self._quic._state == QuicConnectionState.DRAINING:
             self._peer_closed = True
-            log(f"close received: {describe(self._quic._close_event)}")
+            log_for(self._transport, f"close received: {describe(self._quic._close_event)}")
 
     def quic_event_received(self, event) -> None:
         # Deliberately not calling super(): for a new stream it builds a
@@ -106,7 +121,7 @@ class Protocol(QuicConnectionProtocol):
         if isinstance(event, ProtocolNegotiated) and event.alpn_protocol == "h3":
             self._h3 = H3Connection(self._quic)
         elif isinstance(event, HandshakeCompleted):
-            log(f"handshake completed alpn={event.alpn_protocol}")
+            log_for(self._transport, f"handshake completed alpn={event.alpn_protocol}")
         elif isinstance(event, ConnectionTerminated):
             if self._peer_closed:
                 return  # already logged when it arrived
@@ -115,9 +130,9 @@ class Protocol(QuicConnectionProtocol):
                 and event.frame_type == QuicFrameType.PADDING
                 and event.reason_phrase == "Idle timeout"
             ):
-                log("idle timeout")
+                log_for(self._transport, "idle timeout")
             else:
-                log(f"closed locally: {describe(event)}")
+                log_for(self._transport, f"closed locally: {describe(event)}")
         if self._h3 is not None:
             for h3_event in self._h3.handle_event(event):
                 if isinstance(h3_event, HeadersReceived):
@@ -156,7 +171,12 @@ class Protocol(QuicConnectionProtocol):
         self._h3.send_data(event.stream_id, body, end_stream=True)
 
 
-def configuration(args: argparse.Namespace) -> QuicConfiguration:
+def configuration(
+    args: argparse.Namespace, chain: str | None = None, key_file: str | None = None
+) -> QuicConfiguration:
+    """The server configuration for one chain (by default args.chain, args.key)."""
+    chain = chain or args.chain
+    key_file = key_file or args.key
     # Built by hand rather than with load_cert_chain (which would send the same
     # list) to give a clear error per file and to check the key fits the leaf.
     config = QuicConfiguration(
@@ -165,18 +185,18 @@ def configuration(args: argparse.Namespace) -> QuicConfiguration:
         idle_timeout=args.idle_ms / 1000.0,
     )
     try:
-        with open(args.chain, "rb") as f:
+        with open(chain, "rb") as f:
             certificates = load_pem_x509_certificates(f.read())
     except (OSError, ValueError) as error:
-        fail(f"--chain {args.chain}: {error}")
+        fail(f"--chain {chain}: {error}")
     try:
-        with open(args.key, "rb") as f:
+        with open(key_file, "rb") as f:
             key = load_pem_private_key(f.read(), password=None)
     except (OSError, ValueError, TypeError) as error:
-        fail(f"--key {args.key}: {error}")
+        fail(f"--key {key_file}: {error}")
     spki = (Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     if key.public_key().public_bytes(*spki) != certificates[0].public_key().public_bytes(*spki):
-        fail(f"--key {args.key} does not match the first certificate of {args.chain}")
+        fail(f"--key {key_file} does not match the first certificate of {chain}")
     # Sent exactly in file order, duplicates and strangers included.
     config.certificate, config.certificate_chain = certificates[0], certificates[1:]
     config.private_key = key
@@ -198,28 +218,41 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 async def run(args: argparse.Namespace) -> None:
     host, port = parse_listen(args.listen)
-    config = configuration(args)
-    try:
-        server = await serve(
-            host, port, configuration=config, create_protocol=Protocol, retry=args.retry
-        )
-    except OSError as error:
-        fail(f"cannot listen on {args.listen}: {error.strerror or error}")
-    log(f"listening on {show_addr(server._transport.get_extra_info('sockname'))}")
+    if len(args.chain) != len(args.key):
+        fail("give one --key per --chain")
+    if len(args.chain) > 1 and port != 0:
+        fail(f"--listen {args.listen}: several chains need port 0 (a port each)")
+    servers = []
+    for chain, key in zip(args.chain, args.key):
+        config = configuration(args, chain, key)
+        try:
+            server = await serve(
+                host, port, configuration=config, create_protocol=Protocol, retry=args.retry
+            )
+        except OSError as error:
+            fail(f"cannot listen on {args.listen}: {error.strerror or error}")
+        address = show_addr(server._transport.get_extra_info("sockname"))
+        if len(args.chain) > 1:
+            PREFIXES[address] = f"{address}: "
+        log(f"listening on {address}")
+        servers.append(server)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await stop.wait()
-    server.close()  # sends CONNECTION_CLOSE to the clients still connected
+    for server in servers:
+        server.close()  # sends CONNECTION_CLOSE to the clients still connected
     log("stopped")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="aioquic QUIC server for certificate scenarios")
     parser.add_argument("--listen", required=True, help="HOST:PORT or [v6]:PORT; port 0 = any")
-    parser.add_argument("--chain", required=True, help="PEM chain, leaf first, sent as is")
-    parser.add_argument("--key", required=True, help="the leaf's PEM private key")
+    parser.add_argument("--chain", required=True, action="append",
+                        help="PEM chain, leaf first, sent as is (repeatable, with --key)")
+    parser.add_argument("--key", required=True, action="append",
+                        help="the leaf's PEM private key (one per --chain)")
     parser.add_argument("--alpn", default="h3,hq-interop", help="comma-separated")
     parser.add_argument("--retry", action="store_true", help="validate addresses with Retry")
     parser.add_argument("--idle-ms", type=int, default=60000, help="idle timeout (ms)")

@@ -159,16 +159,32 @@ fn enable_gro(socket: &UdpSocket) {
 pub struct Scratch {
     recv: Box<[u8]>,
     meta: [RecvMeta; BATCH_SIZE],
-    /// Datagrams collected for one GSO send.
-    send: Box<[u8]>,
+    send: SendSpace,
 }
+
+/// Where datagrams are collected for one GSO send; apart from the receive
+/// buffers, so that a connection can answer a datagram while the rest of
+/// its batch is still waiting to be read.
+pub struct SendSpace(Box<[u8]>);
 
 impl Scratch {
     /// The datagrams of the last [`Datapath::recv_batch`] that filled
     /// `filled` buffers, each with its sender, GRO's coalesced ones split at
     /// their stride.
     pub fn received(&mut self, filled: usize) -> impl Iterator<Item = (SocketAddr, &mut [u8])> {
-        self.recv
+        self.received_and_send_space(filled).0
+    }
+
+    /// [`Scratch::received`], and the send space to answer them with.
+    pub fn received_and_send_space(
+        &mut self,
+        filled: usize,
+    ) -> (
+        impl Iterator<Item = (SocketAddr, &mut [u8])>,
+        &mut SendSpace,
+    ) {
+        let datagrams = self
+            .recv
             .chunks_mut(GRO_BUFFER)
             .zip(self.meta.iter())
             .take(filled)
@@ -178,14 +194,19 @@ impl Scratch {
                 buffer[..len]
                     .chunks_mut(meta.stride.max(1))
                     .map(move |datagram| (from, datagram))
-            })
+            });
+        (datagrams, &mut self.send)
+    }
+
+    pub fn send_space(&mut self) -> &mut SendSpace {
+        &mut self.send
     }
 
     pub fn new() -> Self {
         Self {
             recv: vec![0; GRO_BUFFER * BATCH_SIZE].into_boxed_slice(),
             meta: [RecvMeta::default(); BATCH_SIZE],
-            send: vec![0; GRO_BUFFER].into_boxed_slice(),
+            send: SendSpace(vec![0; GRO_BUFFER].into_boxed_slice()),
         }
     }
 }
@@ -224,8 +245,8 @@ impl Batch<'_> {
 /// Sends everything `source` has, in batches of up to `max_segments`
 /// datagrams of one size: a shorter datagram ends a batch, a longer one
 /// starts the next (GSO segments may only shrink).
-pub fn send_all(source: &mut dyn DatagramSource, scratch: &mut Scratch, max_segments: usize) {
-    let buffer = &mut scratch.send;
+pub fn send_all(source: &mut dyn DatagramSource, space: &mut SendSpace, max_segments: usize) {
+    let buffer = &mut space.0;
     let (mut filled, mut segment, mut count) = (0, 0, 0);
     loop {
         let end = filled + MAX_UDP_PAYLOAD;

@@ -280,7 +280,7 @@ impl LabServer {
                 connection,
                 datapath: &self.datapath,
             };
-            datapath::send_all(&mut source, scratch, max_segments);
+            datapath::send_all(&mut source, scratch.send_space(), max_segments);
         }
     }
 

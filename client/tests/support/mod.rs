@@ -251,24 +251,33 @@ pub fn start_msquic(extra: &[&str]) -> PeerServer {
     panic!("the msquic server did not start: {last_error}");
 }
 
+/// The arguments of scripts/aioquic/server.py listening on `listen` and
+/// presenting each scenario's chain (with port 0, each on a port of its own).
+pub fn aioquic_server_args(listen: &str, names: &[String]) -> Vec<String> {
+    let mut args = vec![
+        repo()
+            .join("scripts/aioquic/server.py")
+            .display()
+            .to_string(),
+        "--listen".to_owned(),
+        listen.to_owned(),
+    ];
+    for name in names {
+        let dir = scenario(name);
+        args.push("--chain".to_owned());
+        args.push(dir.join("chain.pem").display().to_string());
+        args.push("--key".to_owned());
+        args.push(dir.join("key.pem").display().to_string());
+    }
+    args
+}
+
 /// The aioquic server of scripts/aioquic, presenting a scenario's chain.
 pub fn start_aioquic_server(name: &str, extra: &[&str]) -> PeerServer {
-    let dir = scenario(name);
     let mut last_error = String::new();
     for _ in 0..5 {
         let port = free_udp_port();
-        let mut args = vec![
-            repo()
-                .join("scripts/aioquic/server.py")
-                .display()
-                .to_string(),
-            "--listen".to_owned(),
-            format!("127.0.0.1:{port}"),
-            "--chain".to_owned(),
-            dir.join("chain.pem").display().to_string(),
-            "--key".to_owned(),
-            dir.join("key.pem").display().to_string(),
-        ];
+        let mut args = aioquic_server_args(&format!("127.0.0.1:{port}"), &[name.to_owned()]);
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         match PeerServer::start(&python(), &args, port) {
             Ok(server) => return server,

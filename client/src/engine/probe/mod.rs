@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use mio::net::UdpSocket;
 use quicprobe_verifier::{CheckedChain, PeerName};
 
-use crate::engine::datapath::{self, Batch, DatagramSource, Datapath, Scratch};
+use crate::engine::datapath::{self, Batch, DatagramSource, Datapath, Scratch, SendSpace};
 use crate::engine::flights::{self, FlightLog};
 use crate::engine::handshake::{ConnectionStart, KeysDropped, Stage, StageEvent};
 use crate::engine::outcome::Outcome;
@@ -260,13 +260,19 @@ impl Probe {
     /// Sends everything quiche has to send, datagrams of one size together
     /// in one GSO send.
     pub fn flush(&mut self, scratch: &mut Scratch) {
+        self.flush_into(scratch.send_space());
+    }
+
+    fn flush_into(&mut self, space: &mut SendSpace) {
         let max_segments = self.datapath.max_segments();
-        datapath::send_all(self, scratch, max_segments);
+        datapath::send_all(self, space, max_segments);
         self.record_tls_messages(None);
     }
 
     /// What a datagram tells before it goes out: the TLS messages it carries
-    /// and whether our Initial keys are gone.
+    /// and whether our Initial keys are gone. quiche drops them when it
+    /// builds our first Handshake packet (RFC 9001 §4.9.1), right after the
+    /// stages of the datagram that made it send one.
     fn on_datagram_built(&mut self, datagram: &[u8]) {
         self.record_tls_messages(None);
         if self.initial_keys_dropped.is_none() && flights::carries_handshake_packet(datagram) {

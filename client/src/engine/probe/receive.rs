@@ -9,7 +9,7 @@ use quicprobe_verifier::VerdictSlot;
 
 use super::tls::version_name;
 use super::Probe;
-use crate::engine::datapath::Scratch;
+use crate::engine::datapath::{Scratch, SendSpace};
 use crate::engine::flights::Received;
 use crate::engine::handshake::Stage;
 
@@ -20,8 +20,10 @@ impl Probe {
         loop {
             match self.datapath.recv_batch(scratch) {
                 Ok(filled) => {
-                    for (_, datagram) in scratch.received(filled) {
+                    let (datagrams, space) = scratch.received_and_send_space(filled);
+                    for (_, datagram) in datagrams {
                         self.recv_datagram(datagram, slot);
+                        self.answer_during_handshake(space);
                     }
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
@@ -34,6 +36,20 @@ impl Probe {
                     return;
                 }
             }
+        }
+    }
+
+    /// Until the handshake is complete, what quiche has to send goes out
+    /// after each datagram, as aioquic sends after each datagram it
+    /// receives: our Handshake ACK (and with it the drop of our Initial
+    /// keys, RFC 9001 §4.9.1) follows the first datagram that carried
+    /// Handshake data, not the last of its batch, and each of our ACKs widens
+    /// the server's anti-amplification budget as soon as it can. After the
+    /// handshake the batch is read whole, then flushed once: aioquic delays
+    /// its 1-RTT ACKs too, and a download wants fewer, larger sends.
+    fn answer_during_handshake(&mut self, space: &mut SendSpace) {
+        if !self.conn.is_established() {
+            self.flush_into(space);
         }
     }
 
