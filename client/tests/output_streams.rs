@@ -249,3 +249,20 @@ fn the_aioquic_trace_says_so_when_aioquic_would_decide_otherwise() {
     ));
     assert!(!String::from_utf8_lossy(&output.stderr).contains("# quicprobe:"));
 }
+
+#[test]
+fn quiet_means_quiet_in_serve_too() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quicprobe"))
+        .args(["-q", "serve", "--scenario", "leaf-only", "--listen", "127.0.0.1:0"])
+        .current_dir(support::repo())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run quicprobe serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let first = BufReader::new(stdout).lines().next();
+    let _ = child.kill();
+    let _ = child.wait();
+    let first = first.expect("a line").expect("text");
+    assert!(first.starts_with("listening on "), "{first}");
+}

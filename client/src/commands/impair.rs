@@ -28,8 +28,9 @@ pub fn impairments(args: &ImpairArgs, seed: u64) -> Impairments {
 
 impl crate::exit::Failure for ImpairError {}
 
-/// Relays in the foreground; returns when a signal stops it.
-pub fn run(args: &ImpairArgs) -> Result<(), ImpairError> {
+/// Relays in the foreground; returns when a signal stops it. `quiet` (`-q`)
+/// prints only `listening on ADDR` and the summary.
+pub fn run(args: &ImpairArgs, quiet: bool) -> Result<(), ImpairError> {
     let seed = args.seed.unwrap_or_else(clock_seed);
     let impairments = impairments(args, seed);
     let stop = Arc::new(AtomicBool::new(false));
@@ -37,8 +38,10 @@ pub fn run(args: &ImpairArgs) -> Result<(), ImpairError> {
         signal_hook::flag::register(signal, stop.clone())?;
     }
     let mut relay = Relay::bind(args.listen, args.upstream, impairments.clone())?;
-    say(&format!("impairing {impairments}"));
-    say(&format!("relaying to {}", args.upstream));
+    if !quiet {
+        say(&format!("impairing {impairments}"));
+        say(&format!("relaying to {}", args.upstream));
+    }
     say(&format!("listening on {}", relay.local_addr()));
     let counters = relay.run(&stop)?;
     say(&format!("summary: {counters}"));

@@ -28,15 +28,34 @@ pub enum ServeError {
 
 impl crate::exit::Failure for ServeError {}
 
-/// Runs the lab in the foreground; returns when a signal stops it.
-pub fn run(args: &ServeArgs) -> Result<(), ServeError> {
-    let spec = spec(args)?;
+/// Runs the lab in the foreground; returns when a signal stops it. `quiet`
+/// (`-q`) prints only `listening on ADDR` and `stopped` (and warnings).
+pub fn run(args: &ServeArgs, quiet: bool) -> Result<(), ServeError> {
+    let (spec, replay) = spec(args)?;
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, stop.clone()).map_err(ServeError::Signals)?;
     }
     let mut server = LabServer::bind(&spec)?;
     let addr = server.local_addr();
+    let certificates = quicprobe_verifier::read_certificates(&spec.chain).unwrap_or_default();
+    if !quiet {
+        replay.iter().for_each(|line| say(line));
+        announce(&spec, &certificates);
+    }
+    flight_lines(&certificates, quiet);
+    say(&format!("listening on {addr}"));
+    server.run(&stop, &mut |event| {
+        if !quiet {
+            say(&event.to_string());
+        }
+    })?;
+    say("stopped");
+    Ok(())
+}
+
+/// What the lab serves and how, before it listens.
+fn announce(spec: &LabSpec, certificates: &[boring::x509::X509]) {
     say(&format!(
         "serving {} (key {}), ALPN {}{}",
         spec.chain.display(),
@@ -55,18 +74,13 @@ pub fn run(args: &ServeArgs) -> Result<(), ServeError> {
             }
         ));
     }
-    let certificates = quicprobe_verifier::read_certificates(&spec.chain).unwrap_or_default();
-    for line in chain_lines(&certificates) {
+    for line in chain_lines(certificates) {
         say(&line);
     }
-    flight_lines(&certificates);
-    say(&format!("listening on {addr}"));
-    server.run(&stop, &mut |event| say(&event.to_string()))?;
-    say("stopped");
-    Ok(())
 }
 
-fn spec(args: &ServeArgs) -> Result<LabSpec, ServeError> {
+/// The lab's spec, and for a captured scenario the line that says what it replays.
+fn spec(args: &ServeArgs) -> Result<(LabSpec, Option<String>), ServeError> {
     let (chain, key, seen) = match (&args.scenario, &args.chain, &args.key) {
         (Some(name), _, _) => {
             let dir =
@@ -92,22 +106,20 @@ fn spec(args: &ServeArgs) -> Result<LabSpec, ServeError> {
         }),
         transport_parameters: None,
     };
-    if let Some(seen) = seen {
-        answer_as_seen(&mut spec, &seen);
-    }
-    Ok(spec)
+    let replay = seen.map(|seen| answer_as_seen(&mut spec, &seen));
+    Ok((spec, replay))
 }
 
 /// A captured scenario is served as its server answered: the ALPN it chose
 /// (offered first, the lab's own after it, so that a client offering only
 /// another still gets an answer) and the transport parameters it sent.
-fn answer_as_seen(spec: &mut LabSpec, seen: &Seen) {
+fn answer_as_seen(spec: &mut LabSpec, seen: &Seen) -> String {
     if let Some(alpn) = &seen.alpn {
         spec.alpns.retain(|a| a != alpn);
         spec.alpns.insert(0, alpn.clone());
     }
     spec.transport_parameters = seen.transport_parameters;
-    say(&format!(
+    format!(
         "replays {} as seen {} ({}): ALPN {}, {} transport parameters",
         seen.target,
         seen.when,
@@ -120,7 +132,7 @@ fn answer_as_seen(spec: &mut LabSpec, seen: &Seen) {
         } else {
             "the lab's"
         }
-    ));
+    )
 }
 
 /// What the lab will present, so that a replay says what it replays.
@@ -146,12 +158,14 @@ fn chain_lines(certificates: &[boring::x509::X509]) -> Vec<String> {
 /// The size of the Handshake flight the chain makes, on stdout, and on
 /// stderr the warning that quiche clients cannot take it, when they cannot:
 /// a lab that serves such a chain should say why its clients close with 0xd.
-fn flight_lines(certificates: &[boring::x509::X509]) {
+fn flight_lines(certificates: &[boring::x509::X509], quiet: bool) {
     if certificates.is_empty() {
         return;
     }
     let flight = HandshakeFlight::of(certificates);
-    say(&format!("  {}", flight.describe()));
+    if !quiet {
+        say(&format!("  {}", flight.describe()));
+    }
     if let Some(warning) = flight.warning() {
         eprintln!("quicprobe: WARNING: {warning}");
     }
