@@ -21,7 +21,9 @@ fn main() -> ExitCode {
         Command::Verify(args) => {
             finish(verify::run(args, cli.quiet).map(|o| (o.stdout, o.exit_code)))
         }
-        Command::Serve(args) => finish(serve::run(args, cli.quiet).map(|()| (String::new(), exit::OK))),
+        Command::Serve(args) => {
+            finish(serve::run(args, cli.quiet).map(|()| (String::new(), exit::OK)))
+        }
         Command::Demo(args) => finish(demo::run(args, cli.quiet).map(|o| (o.stdout, o.exit_code))),
         Command::Get(args) => finish(
             get::run(args, cli.verbose > 0, &mut std::io::stdout().lock())
@@ -30,7 +32,9 @@ fn main() -> ExitCode {
         Command::Scan(args) => {
             finish(scan::run(args, &mut std::io::stdout().lock()).map(|code| (String::new(), code)))
         }
-        Command::Impair(args) => finish(impair::run(args, cli.quiet).map(|()| (String::new(), exit::OK))),
+        Command::Impair(args) => {
+            finish(impair::run(args, cli.quiet).map(|()| (String::new(), exit::OK)))
+        }
     };
     ExitCode::from(code)
 }

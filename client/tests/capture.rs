@@ -7,7 +7,6 @@ mod support;
 
 use std::path::Path;
 
-use quicprobe::lab::{self, LabSpec};
 use quicprobe_verifier::read_certificates;
 use serde_json::Value;
 use support::{is_hostile, quicprobe_trusting, read_line, scenario, scenario_names};
@@ -44,8 +43,7 @@ fn a_saved_chain_is_the_chain_as_sent_and_verify_gives_the_live_verdict() {
     let scratch = tempfile::tempdir().unwrap();
     for name in scenario_names().into_iter().filter(|n| !is_hostile(n)) {
         let dir = scenario(&name);
-        let lab = lab::spawn(LabSpec::for_scenario(&dir, "127.0.0.1:0".parse().unwrap()))
-            .expect("lab starts");
+        let lab = support::lab_for(&name);
         let host = read_line(&dir.join("host"));
         let port = lab.addr().port();
         let saved = scratch.path().join(format!("{name}.pem"));
@@ -91,8 +89,7 @@ fn a_saved_chain_is_the_chain_as_sent_and_verify_gives_the_live_verdict() {
 fn several_connections_save_numbered_files_and_nothing_is_created_without_a_chain() {
     let scratch = tempfile::tempdir().unwrap();
     let dir = scenario("leaf-only");
-    let lab = lab::spawn(LabSpec::for_scenario(&dir, "127.0.0.1:0".parse().unwrap()))
-        .expect("lab starts");
+    let lab = support::lab_for("leaf-only");
     let port = lab.addr().port();
     let saved = scratch.path().join("chain.pem");
     let output = support::quicprobe(&[
@@ -130,8 +127,7 @@ fn several_connections_save_numbered_files_and_nothing_is_created_without_a_chai
 fn scan_saves_each_targets_chain_under_its_line_number() {
     let scratch = tempfile::tempdir().unwrap();
     let dir = scenario("full-chain");
-    let lab = lab::spawn(LabSpec::for_scenario(&dir, "127.0.0.1:0".parse().unwrap()))
-        .expect("lab starts");
+    let lab = support::lab_for("full-chain");
     let port = lab.addr().port();
     let targets = scratch.path().join("targets.txt");
     std::fs::write(

@@ -11,22 +11,15 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use quicprobe::lab::{self, LabEvent, LabHandle, LabSpec};
+use quicprobe::lab::{LabEvent, LabHandle};
 use support::{json_of, quicprobe, scenario};
 
 fn start_lab() -> LabHandle {
-    lab::spawn(LabSpec::for_scenario(
-        &scenario("full-chain"),
-        "127.0.0.1:0".parse().unwrap(),
-    ))
-    .expect("lab starts")
+    support::lab_for("full-chain")
 }
 
 fn roots() -> String {
-    scenario("full-chain")
-        .join("roots.pem")
-        .display()
-        .to_string()
+    support::roots_of("full-chain")
 }
 
 /// `quicprobe COMMAND --cacert roots --resolve localhost:PORT:127.0.0.1 EXTRA... URL`.

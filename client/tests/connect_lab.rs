@@ -22,25 +22,7 @@ fn start_lab(dir: &Path, configure: impl FnOnce(&mut LabSpec)) -> LabHandle {
 
 /// `connect --json` to the scenario's name at the lab's port, trusting its roots.
 fn connect_args(dir: &Path, addr: SocketAddr, extra: &[&str]) -> Vec<String> {
-    let host = read_line(&dir.join("host"));
-    let target = if host.parse::<std::net::IpAddr>().is_ok() {
-        format!("{host}:{}", addr.port())
-    } else {
-        format!("https://{host}:{}/", addr.port())
-    };
-    let mut args = vec![
-        "connect".to_owned(),
-        "--json".to_owned(),
-        "--timeout".to_owned(),
-        "5".to_owned(),
-        "--cacert".to_owned(),
-        dir.join("roots.pem").display().to_string(),
-        "--resolve".to_owned(),
-        format!("{host}:{}:127.0.0.1", addr.port()),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args.push(target);
-    args
+    support::scenario_connect_args(dir, addr, extra, true)
 }
 
 const ACCEPTED_STAGES: [&str; 9] = [

@@ -13,11 +13,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use quicprobe::lab::{self, LabHandle, LabSpec};
+use quicprobe::lab::{self, LabHandle};
 use serde_json::Value;
 use support::{
-    json_of, pattern_sha256, quicprobe, quicprobe_with_backtrace, scenario, start_impair,
-    stop_impair,
+    json_of, pattern_sha256, quicprobe, quicprobe_with_backtrace, start_impair, stop_impair,
 };
 
 /// connect's default handshake timeout, given explicitly so the test says it.
@@ -27,18 +26,11 @@ const HANDSHAKE_TIMEOUT_SECS: &str = "10";
 const PARALLEL_RUNS: usize = 10;
 
 fn start_lab() -> LabHandle {
-    lab::spawn(LabSpec::for_scenario(
-        &scenario("full-chain"),
-        "127.0.0.1:0".parse().unwrap(),
-    ))
-    .expect("lab starts")
+    support::lab_for("full-chain")
 }
 
 fn roots() -> String {
-    scenario("full-chain")
-        .join("roots.pem")
-        .display()
-        .to_string()
+    support::roots_of("full-chain")
 }
 
 /// `connect --json` to full-chain's name at the proxy's port.

@@ -12,31 +12,16 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use quicprobe::lab::{self, LabHandle, LabSpec};
-use support::{certs_dir, quicprobe, read_line};
+use quicprobe::lab::LabHandle;
+use support::{certs_dir, quicprobe};
 
-fn start_lab(scenario: &str) -> (LabHandle, std::path::PathBuf) {
-    let dir = certs_dir().join(scenario);
-    let lab = lab::spawn(LabSpec::for_scenario(&dir, "127.0.0.1:0".parse().unwrap()))
-        .expect("lab starts");
-    (lab, dir)
+fn start_lab(name: &str) -> (LabHandle, std::path::PathBuf) {
+    (support::lab_for(name), certs_dir().join(name))
 }
 
 /// `connect` to the scenario's name at `addr`, trusting its roots.
 fn connect_args(dir: &Path, addr: SocketAddr, extra: &[&str]) -> Vec<String> {
-    let host = read_line(&dir.join("host"));
-    let mut args = vec![
-        "connect".to_owned(),
-        "--timeout".to_owned(),
-        "5".to_owned(),
-        "--cacert".to_owned(),
-        dir.join("roots.pem").display().to_string(),
-        "--resolve".to_owned(),
-        format!("{host}:{}:127.0.0.1", addr.port()),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args.push(format!("https://{host}:{}/", addr.port()));
-    args
+    support::scenario_connect_args(dir, addr, extra, false)
 }
 
 #[test]
@@ -253,7 +238,14 @@ fn the_aioquic_trace_says_so_when_aioquic_would_decide_otherwise() {
 #[test]
 fn quiet_means_quiet_in_serve_too() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_quicprobe"))
-        .args(["-q", "serve", "--scenario", "leaf-only", "--listen", "127.0.0.1:0"])
+        .args([
+            "-q",
+            "serve",
+            "--scenario",
+            "leaf-only",
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .current_dir(support::repo())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -60,15 +60,7 @@ struct Held {
 impl<'a, F: FnMut(usize, Outcome) -> Outcome> LiveFeed<'a, F> {
     pub fn new(jobs: Vec<Job>, concurrency: usize, show: Show, finish: F) -> Self {
         Self {
-            jobs: jobs
-                .into_iter()
-                .enumerate()
-                .map(|(index, job)| FedJob {
-                    index,
-                    job,
-                    sni: None,
-                })
-                .collect(),
+            jobs: FedJob::numbered(jobs),
             show,
             grouped: concurrency > 1,
             traces: HashMap::new(),

@@ -71,6 +71,20 @@ pub struct FedJob {
     pub sni: Option<String>,
 }
 
+impl FedJob {
+    /// Jobs known in advance, numbered in order from 0, none with an SNI of its own.
+    pub fn numbered(jobs: Vec<Job>) -> Vec<FedJob> {
+        jobs.into_iter()
+            .enumerate()
+            .map(|(index, job)| FedJob {
+                index,
+                job,
+                sni: None,
+            })
+            .collect()
+    }
+}
+
 /// Where a run's jobs come from and where their outcomes go.
 pub trait JobFeed {
     /// The jobs that became ready since the last call.
@@ -121,15 +135,7 @@ pub fn run(
     settings: &ProbeSettings,
 ) -> io::Result<Vec<Outcome>> {
     let mut feed = AllAtOnce {
-        jobs: jobs
-            .into_iter()
-            .enumerate()
-            .map(|(index, job)| FedJob {
-                index,
-                job,
-                sni: None,
-            })
-            .collect(),
+        jobs: FedJob::numbered(jobs),
         outcomes: Vec::new(),
     };
     EventLoop::new(concurrency)?.run(&mut feed, config, slot, settings)?;

@@ -458,3 +458,49 @@ pub fn quicprobe_trusting(name: &str, args: &[String]) -> Output {
         .output()
         .expect("run quicprobe")
 }
+
+/// The lab in-process, serving a scenario of certs/ on a port of 127.0.0.1
+/// it picks itself; stopped when the handle is dropped.
+pub fn lab_for(name: &str) -> quicprobe::lab::LabHandle {
+    quicprobe::lab::spawn(quicprobe::lab::LabSpec::for_scenario(
+        &scenario(name),
+        "127.0.0.1:0".parse().expect("literal address"),
+    ))
+    .unwrap_or_else(|error| panic!("the lab serving {name}: {error}"))
+}
+
+/// A scenario's roots.pem, as an argument.
+pub fn roots_of(name: &str) -> String {
+    scenario(name).join("roots.pem").display().to_string()
+}
+
+/// `connect` to a scenario's name at `addr`, trusting its roots (an
+/// https:// URL, or host:port for an IP), with `--json` when asked.
+pub fn scenario_connect_args(
+    dir: &Path,
+    addr: std::net::SocketAddr,
+    extra: &[&str],
+    json: bool,
+) -> Vec<String> {
+    let host = read_line(&dir.join("host"));
+    let target = if host.parse::<std::net::IpAddr>().is_ok() {
+        format!("{host}:{}", addr.port())
+    } else {
+        format!("https://{host}:{}/", addr.port())
+    };
+    let mut args = vec!["connect".to_owned()];
+    if json {
+        args.push("--json".to_owned());
+    }
+    args.extend([
+        "--timeout".to_owned(),
+        "5".to_owned(),
+        "--cacert".to_owned(),
+        dir.join("roots.pem").display().to_string(),
+        "--resolve".to_owned(),
+        format!("{host}:{}:127.0.0.1", addr.port()),
+    ]);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.push(target);
+    args
+}
