@@ -9,6 +9,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 use boring::x509::X509;
 use quicprobe_verifier::clone::{
@@ -73,6 +74,29 @@ fn scenarios() -> Vec<Scenario> {
         found.len()
     );
     found
+}
+
+/// Every scenario and its clone (no renames), made once for all the tests
+/// that read them: the RSA-4096 chain's keys take seconds to generate.
+fn cloned_scenarios() -> &'static [(Scenario, Cloned)] {
+    static CLONED: OnceLock<Vec<(Scenario, Cloned)>> = OnceLock::new();
+    CLONED.get_or_init(|| {
+        scenarios()
+            .into_iter()
+            .map(|s| {
+                let cloned = clone_of(&s.chain, &s.roots, &s.missing, &[]);
+                (s, cloned)
+            })
+            .collect()
+    })
+}
+
+/// One scenario and its clone, by name.
+fn cloned_scenario(name: &str) -> &'static (Scenario, Cloned) {
+    cloned_scenarios()
+        .iter()
+        .find(|(s, _)| s.name == name)
+        .unwrap_or_else(|| panic!("scenario {name}"))
 }
 
 fn store(certs: &[X509]) -> TrustStore {
@@ -251,9 +275,8 @@ fn write(dir: &Path, file: &str, text: &str) {
 #[test]
 fn every_scenario_clone_gets_the_original_verdict() {
     let mut wrong = Vec::new();
-    for s in scenarios() {
+    for (s, cloned) in cloned_scenarios() {
         let original = verdict(&s.chain, &s.roots, &s.host);
-        let cloned = clone_of(&s.chain, &s.roots, &s.missing, &[]);
         let got = verdict(&cloned.chain, &cloned.anchors, &s.host);
         if got != original {
             wrong.push(format!("{}: original {original:?}, clone {got:?}", s.name));
@@ -279,8 +302,7 @@ fn every_scenario_clone_gets_the_original_verdict() {
 
 #[test]
 fn every_scenario_clone_keeps_names_serial_validity_and_extensions_and_is_marked() {
-    for s in scenarios() {
-        let cloned = clone_of(&s.chain, &s.roots, &s.missing, &[]);
+    for (s, cloned) in cloned_scenarios() {
         let pairs = s
             .chain
             .iter()
@@ -315,8 +337,7 @@ fn every_scenario_clone_keeps_names_serial_validity_and_extensions_and_is_marked
 
 #[test]
 fn no_scenario_clone_verifies_against_the_original_roots() {
-    for s in scenarios() {
-        let cloned = clone_of(&s.chain, &s.roots, &s.missing, &[]);
+    for (s, cloned) in cloned_scenarios() {
         let mut everything = cloned.chain.clone();
         everything.extend(cloned.missing.iter().cloned());
         assert!(
@@ -335,8 +356,7 @@ fn no_scenario_clone_verifies_against_the_original_roots() {
 #[test]
 fn duplicates_in_the_chain_map_to_one_clone_and_a_root_sent_is_its_anchor() {
     for name in ["duplicate-certificate", "root-included"] {
-        let s = scenarios().into_iter().find(|s| s.name == name).unwrap();
-        let cloned = clone_of(&s.chain, &s.roots, &s.missing, &[]);
+        let (s, cloned) = cloned_scenario(name);
         let all_originals: Vec<&X509> = s.chain.iter().chain(&s.roots).collect();
         let all_clones: Vec<&X509> = cloned.chain.iter().chain(&cloned.anchors).collect();
         let mut shared = 0;
@@ -364,11 +384,7 @@ fn issuers_not_given_stay_missing_and_loops_are_handled() {
     let cloned = clone_of(&s.chain, &s.roots, &[], &[]);
     assert_eq!(cloned.issuer_not_given, vec![Position::Chain(0)]);
 
-    let s = scenarios()
-        .into_iter()
-        .find(|s| s.name == "hostile-issuer-loop")
-        .unwrap();
-    let cloned = clone_of(&s.chain, &s.roots, &s.missing, &[]);
+    let (_, cloned) = cloned_scenario("hostile-issuer-loop");
     // A and B sign each other; their clones do too.
     assert!(cloned.chain[1]
         .verify(&cloned.chain[2].public_key().unwrap())
@@ -380,11 +396,7 @@ fn issuers_not_given_stay_missing_and_loops_are_handled() {
 
 #[test]
 fn cross_signed_certificates_sharing_a_key_share_the_new_one() {
-    let s = scenarios()
-        .into_iter()
-        .find(|s| s.name == "cross-signed")
-        .unwrap();
-    let cloned = clone_of(&s.chain, &s.roots, &s.missing, &[]);
+    let (s, cloned) = cloned_scenario("cross-signed");
     let originals: Vec<&X509> = s.chain.iter().chain(&s.roots).collect();
     let clones: Vec<&X509> = cloned.chain.iter().chain(&cloned.anchors).collect();
     let mut pairs = 0;
@@ -476,14 +488,54 @@ fn a_rename_that_matches_nothing_is_reported() {
 
 // ------------------------------------------- chains made here with openssl
 
+const P256: &[&str] = &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
+const CA: &[&str] = &["-addext", "basicConstraints=critical,CA:TRUE"];
+
+/// `NAME.pem`, self-signed for 30 days, with its key: a new one as `key`
+/// says (saved as `NAME.key`), or an existing one (`-key FILE`).
+fn self_signed(dir: &Path, name: &str, key: &[&str], subject: &str, extra: &[&str]) {
+    let (key_out, pem) = (format!("{name}.key"), format!("{name}.pem"));
+    let mut args = vec![
+        "req", "-x509", "-out", &pem, "-days", "30", "-subj", subject,
+    ];
+    args.extend(key);
+    if key.first() == Some(&"-newkey") {
+        args.extend(["-nodes", "-keyout", &key_out]);
+    }
+    args.extend(extra);
+    openssl(dir, &args);
+}
+
+/// A new key `NAME.key` and its request `NAME.csr`.
+fn request(dir: &Path, name: &str, key: &[&str], subject: &str) {
+    let (key_out, csr) = (format!("{name}.key"), format!("{name}.csr"));
+    let mut args = vec![
+        "req", "-new", "-nodes", "-keyout", &key_out, "-out", &csr, "-subj", subject,
+    ];
+    args.extend(key);
+    openssl(dir, &args);
+}
+
+/// `NAME.pem` from `NAME.csr`, issued by `CA.pem` for 10 days.
+fn issue(dir: &Path, name: &str, ca: &str, extra: &[&str]) {
+    let (csr, pem) = (format!("{name}.csr"), format!("{name}.pem"));
+    let (ca_pem, ca_key) = (format!("{ca}.pem"), format!("{ca}.key"));
+    let mut args = vec![
+        "x509", "-req", "-in", &csr, "-CA", &ca_pem, "-CAkey", &ca_key, "-days", "10", "-out", &pem,
+    ];
+    args.extend(extra);
+    openssl(dir, &args);
+}
+
 /// root (RSA-2048, self-signed with RSA-PSS, salt 32, repeated and
 /// multi-valued RDNs) -> intermediate (P-384, signed with RSA-PSS) -> leaf
-/// (Ed25519, signed with ECDSA-SHA384, SAN www.example.com, an unknown
+/// (Ed25519, signed with ECDSA-SHA384, SAN www.example.com, AIA, an unknown
 /// extension holding garbage DER).
 fn pss_chain(dir: &Path) -> (Vec<X509>, Vec<X509>) {
     write(dir, "ca.ext", "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n");
     write(dir, "leaf.ext", "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:www.example.com,DNS:example.com\n1.3.6.1.4.1.99999.1=DER:ff:ff:00:13:37\nauthorityInfoAccess=caIssuers;URI:http://ca.example.com/i.der\n");
     let pss = [
+        "-sha256",
         "-sigopt",
         "rsa_padding_mode:pss",
         "-sigopt",
@@ -491,104 +543,32 @@ fn pss_chain(dir: &Path) -> (Vec<X509>, Vec<X509>) {
         "-sigopt",
         "rsa_mgf1_md:sha256",
     ];
-    let mut root = vec![
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "root.key",
-        "-out",
-        "root.pem",
-        "-days",
-        "30",
-        "-sha256",
-        "-subj",
-        "/C=XX/O=Example Org/OU=Unit/OU=Unit/CN=Example Root+serialNumber=42",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign",
-    ];
-    root.extend(pss);
-    openssl(dir, &root);
-    openssl(
+    let root_subject = "/C=XX/O=Example Org/OU=Unit/OU=Unit/CN=Example Root+serialNumber=42";
+    self_signed(
         dir,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-384",
-            "-nodes",
-            "-keyout",
-            "int.key",
-            "-out",
-            "int.csr",
-            "-subj",
-            "/O=Example Org/CN=Example Intermediate",
-        ],
+        "root",
+        &["-newkey", "rsa:2048"],
+        root_subject,
+        &[CA, &pss].concat(),
     );
-    let mut int = vec![
-        "x509",
-        "-req",
-        "-in",
-        "int.csr",
-        "-CA",
-        "root.pem",
-        "-CAkey",
-        "root.key",
-        "-set_serial",
-        "7",
-        "-days",
-        "20",
-        "-sha256",
-        "-extfile",
-        "ca.ext",
-        "-out",
-        "int.pem",
-    ];
-    int.extend(pss);
-    openssl(dir, &int);
-    openssl(
+    request(
         dir,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ed25519",
-            "-nodes",
-            "-keyout",
-            "leaf.key",
-            "-out",
-            "leaf.csr",
-            "-subj",
-            "/CN=www.example.com",
-        ],
+        "int",
+        &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384"],
+        "/O=Example Org/CN=Example Intermediate",
     );
-    openssl(
+    issue(
         dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "leaf.csr",
-            "-CA",
-            "int.pem",
-            "-CAkey",
-            "int.key",
-            "-set_serial",
-            "0x00ff01",
-            "-days",
-            "10",
-            "-sha384",
-            "-extfile",
-            "leaf.ext",
-            "-out",
-            "leaf.pem",
-        ],
+        "int",
+        "root",
+        &[&["-set_serial", "7", "-extfile", "ca.ext"][..], &pss].concat(),
+    );
+    request(dir, "leaf", &["-newkey", "ed25519"], "/CN=www.example.com");
+    issue(
+        dir,
+        "leaf",
+        "int",
+        &["-set_serial", "0x00ff01", "-sha384", "-extfile", "leaf.ext"],
     );
     (
         vec![read(dir, "leaf.pem"), read(dir, "int.pem")],
@@ -620,14 +600,10 @@ fn an_rsa_pss_ecdsa_p384_ed25519_chain_round_trips() {
     }
     assert_eq!(cloned.leaf_key.id(), boring::pkey::Id::ED25519);
     assert!(!cloned.leaf_is_ca);
-    // Not accepted by the original root.
+    let name = PeerName::parse("www.example.com");
     assert!(
-        !verify(
-            &cloned.chain,
-            &store(&roots),
-            Some(&PeerName::parse("www.example.com"))
-        )
-        .accepted
+        !verify(&cloned.chain, &store(&roots), Some(&name)).accepted,
+        "not by the original root"
     );
 }
 
@@ -671,47 +647,15 @@ fn an_rsa_chain_with_exponent_3_round_trips() {
             "root.key",
         ],
     );
-    openssl(
+    self_signed(
         d,
-        &[
-            "req",
-            "-x509",
-            "-key",
-            "root.key",
-            "-out",
-            "root.pem",
-            "-days",
-            "30",
-            "-sha512",
-            "-subj",
-            "/CN=RSA Root",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-        ],
+        "root",
+        &["-key", "root.key"],
+        "/CN=RSA Root",
+        &[CA, &["-sha512"]].concat(),
     );
-    openssl(
-        d,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "rsa:3072",
-            "-nodes",
-            "-keyout",
-            "leaf.key",
-            "-out",
-            "leaf.csr",
-            "-subj",
-            "/CN=rsa.example.com",
-        ],
-    );
-    openssl(
-        d,
-        &[
-            "x509", "-req", "-in", "leaf.csr", "-CA", "root.pem", "-CAkey", "root.key", "-days",
-            "10", "-sha256", "-extfile", "leaf.ext", "-out", "leaf.pem",
-        ],
-    );
+    request(d, "leaf", &["-newkey", "rsa:3072"], "/CN=rsa.example.com");
+    issue(d, "leaf", "root", &["-sha256", "-extfile", "leaf.ext"]);
     let (chain, roots) = (vec![read(d, "leaf.pem")], vec![read(d, "root.pem")]);
     assert_eq!(
         verdict(&chain, &roots, "rsa.example.com"),
@@ -736,27 +680,13 @@ fn a_self_signed_ca_leaf_is_reported_and_its_key_is_the_one_returned() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // What `openssl req -x509` makes by default: a self-signed CA leaf.
-    openssl(
+    let p521 = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-521"];
+    self_signed(
         d,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-521",
-            "-nodes",
-            "-keyout",
-            "k.pem",
-            "-out",
-            "c.pem",
-            "-days",
-            "5",
-            "-subj",
-            "/CN=selfie.example",
-            "-addext",
-            "subjectAltName=DNS:selfie.example",
-        ],
+        "c",
+        &p521,
+        "/CN=selfie.example",
+        &["-addext", "subjectAltName=DNS:selfie.example"],
     );
     let chain = vec![read(d, "c.pem")];
     let cloned = clone_of(&chain, &[], &[], &[]);
@@ -774,54 +704,10 @@ fn a_self_signed_ca_leaf_is_reported_and_its_key_is_the_one_returned() {
 fn a_v1_certificate_is_cloned_unmarked_and_reported() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    openssl(
-        d,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "root.key",
-            "-out",
-            "root.pem",
-            "-days",
-            "30",
-            "-subj",
-            "/CN=V3 Root",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-        ],
-    );
-    openssl(
-        d,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "leaf.key",
-            "-out",
-            "leaf.csr",
-            "-subj",
-            "/CN=v1.example",
-        ],
-    );
-    // No -extfile and OpenSSL 3.0's x509 -req: a v1 certificate.
-    openssl(
-        d,
-        &[
-            "x509", "-req", "-in", "leaf.csr", "-CA", "root.pem", "-CAkey", "root.key", "-days",
-            "10", "-out", "leaf.pem",
-        ],
-    );
+    self_signed(d, "root", P256, "/CN=V3 Root", CA);
+    request(d, "leaf", P256, "/CN=v1.example");
+    // No -extfile, and OpenSSL 3.0's x509 -req: a v1 certificate.
+    issue(d, "leaf", "root", &[]);
     let chain = vec![read(d, "leaf.pem")];
     let leaf_der = der(&chain[0]);
     let (_, parsed) = X509Certificate::from_der(&leaf_der).unwrap();
@@ -842,65 +728,18 @@ fn a_v1_certificate_is_cloned_unmarked_and_reported() {
 fn garbage_in_a_known_extension_is_copied_as_opaque_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    // A SAN whose value is not a GeneralNames: BoringSSL reads the
-    // certificate but rejects it when verifying; the clone must do the same.
+    // A SAN whose value is not a GeneralNames, and policies that are not
+    // DER: BoringSSL reads the certificate but rejects it when verifying;
+    // the clone must do the same.
     write(
         d,
         "leaf.ext",
         "2.5.29.17=DER:30:05:82:ff:00\n2.5.29.32=DER:ff\n",
     );
-    openssl(
-        d,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "root.key",
-            "-out",
-            "root.pem",
-            "-days",
-            "30",
-            "-subj",
-            "/CN=Root",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-        ],
-    );
-    openssl(
-        d,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "leaf.key",
-            "-out",
-            "leaf.csr",
-            "-subj",
-            "/CN=garbage.example",
-        ],
-    );
-    openssl(
-        d,
-        &[
-            "x509", "-req", "-in", "leaf.csr", "-CA", "root.pem", "-CAkey", "root.key", "-days",
-            "10", "-extfile", "leaf.ext", "-out", "leaf.pem",
-        ],
-    );
-    let Ok(leaf) = X509::from_pem(&fs::read(d.join("leaf.pem")).unwrap()) else {
-        // BoringSSL refusing the input outright is also a clear outcome,
-        // but then there is nothing to clone.
-        return;
-    };
+    self_signed(d, "root", P256, "/CN=Root", CA);
+    request(d, "leaf", P256, "/CN=garbage.example");
+    issue(d, "leaf", "root", &["-extfile", "leaf.ext"]);
+    let leaf = read(d, "leaf.pem");
     let (chain, roots) = (vec![leaf], vec![read(d, "root.pem")]);
     let cloned = clone_of(&chain, &roots, &[], &[]);
     assert_kept(&chain[0], &cloned.chain[0], "garbage leaf");
@@ -933,55 +772,11 @@ fn a_root_with_the_issuer_name_but_another_key_does_not_become_the_issuer() {
         "authorityKeyIdentifier=none",
     ];
     for root in ["old", "new"] {
-        let (key, pem) = (format!("{root}.key"), format!("{root}.pem"));
-        let mut args = vec![
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-out",
-            &pem,
-            "-days",
-            "30",
-            "-subj",
-            "/CN=Same Name Root",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-        ];
-        args.extend(no_ids);
-        openssl(d, &args);
+        self_signed(d, root, P256, "/CN=Same Name Root", &[CA, &no_ids].concat());
     }
     write(d, "leaf.ext", "subjectAltName=DNS:rekeyed.example\nsubjectKeyIdentifier=none\nauthorityKeyIdentifier=none\n");
-    openssl(
-        d,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "leaf.key",
-            "-out",
-            "leaf.csr",
-            "-subj",
-            "/CN=rekeyed.example",
-        ],
-    );
-    openssl(
-        d,
-        &[
-            "x509", "-req", "-in", "leaf.csr", "-CA", "old.pem", "-CAkey", "old.key", "-days",
-            "10", "-extfile", "leaf.ext", "-out", "leaf.pem",
-        ],
-    );
+    request(d, "leaf", P256, "/CN=rekeyed.example");
+    issue(d, "leaf", "old", &["-extfile", "leaf.ext"]);
     let (chain, roots) = (vec![read(d, "leaf.pem")], vec![read(d, "new.pem")]);
     let original = verdict(&chain, &roots, "rekeyed.example");
     assert!(matches!(original, Outcome::Rejected { .. }), "{original:?}");
@@ -1007,34 +802,21 @@ fn an_empty_chain_is_a_typed_error() {
 #[test]
 fn an_unsupported_key_type_is_a_typed_error_naming_the_certificate() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    openssl(
-        d,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ed448",
-            "-nodes",
-            "-keyout",
-            "k.pem",
-            "-out",
-            "c.pem",
-            "-days",
-            "5",
-            "-subj",
-            "/CN=ed448.example",
-        ],
+    self_signed(
+        dir.path(),
+        "c",
+        &["-newkey", "ed448"],
+        "/CN=ed448.example",
+        &[],
     );
-    let Ok(cert) = X509::from_pem(&fs::read(d.join("c.pem")).unwrap()) else {
-        return; // BoringSSL does not even read Ed448 certificates
-    };
-    match clone_chain(&CloneInput {
-        chain: &[cert],
+    let cert = read(dir.path(), "c.pem");
+    let input = CloneInput {
+        chain: std::slice::from_ref(&cert),
         anchors: &[],
         missing: &[],
         renames: &[],
-    }) {
+    };
+    match clone_chain(&input) {
         Err(CloneError::UnsupportedKey {
             position, subject, ..
         }) => {
@@ -1068,5 +850,33 @@ fn a_clone_of_a_clone_carries_one_marker_naming_its_direct_original() {
     assert_eq!(
         verdict(&second.chain, &second.anchors, &s.host),
         Outcome::Accepted
+    );
+}
+
+#[test]
+fn corrupted_certificates_give_a_clone_or_a_typed_error_never_a_panic() {
+    let (s, _) = cloned_scenario("full-chain");
+    let original = der(&s.chain[0]);
+    let (mut read_by_boringssl, mut cloned) = (0, 0);
+    for at in 0..original.len() {
+        for flip in [0x01u8, 0x80] {
+            let mut bytes = original.clone();
+            bytes[at] ^= flip;
+            let Ok(cert) = X509::from_der(&bytes) else {
+                continue;
+            };
+            read_by_boringssl += 1;
+            let result = clone_chain(&CloneInput {
+                chain: std::slice::from_ref(&cert),
+                anchors: &s.roots,
+                missing: &[],
+                renames: &["localhost=x.example".parse().unwrap()],
+            });
+            cloned += usize::from(result.is_ok());
+        }
+    }
+    assert!(
+        read_by_boringssl > 100 && cloned > 100,
+        "{read_by_boringssl} read, {cloned} cloned"
     );
 }

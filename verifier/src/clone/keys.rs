@@ -146,19 +146,14 @@ impl SignatureScheme {
     /// Reads a signature AlgorithmIdentifier (the whole TLV).
     pub fn parse(algorithm: &[u8]) -> Result<Self, SchemeError> {
         let seq = Tlv::read_exact(algorithm)?.expect(tag::SEQUENCE, "AlgorithmIdentifier")?;
-        let children = seq.children()?;
-        let oid_tlv = children
-            .first()
-            .ok_or(DerError::Missing("algorithm OID"))?
-            .expect(tag::OID, "algorithm OID")?;
-        let id = oid_tlv.content;
+        let (id, params) = oid_and_parameters(&seq)?;
         let scheme = match id {
             _ if id == oid::SHA1_WITH_RSA => Self::RsaPkcs1(MessageDigest::sha1()),
             _ if id == oid::SHA224_WITH_RSA => Self::RsaPkcs1(MessageDigest::sha224()),
             _ if id == oid::SHA256_WITH_RSA => Self::RsaPkcs1(MessageDigest::sha256()),
             _ if id == oid::SHA384_WITH_RSA => Self::RsaPkcs1(MessageDigest::sha384()),
             _ if id == oid::SHA512_WITH_RSA => Self::RsaPkcs1(MessageDigest::sha512()),
-            _ if id == oid::RSASSA_PSS => Self::pss(children.get(1))?,
+            _ if id == oid::RSASSA_PSS => Self::pss(params)?,
             _ if id == oid::ECDSA_SHA1 => Self::Ecdsa(MessageDigest::sha1()),
             _ if id == oid::ECDSA_SHA224 => Self::Ecdsa(MessageDigest::sha224()),
             _ if id == oid::ECDSA_SHA256 => Self::Ecdsa(MessageDigest::sha256()),
@@ -172,7 +167,7 @@ impl SignatureScheme {
 
     /// RSASSA-PSS-params (RFC 4055): every field optional, with defaults
     /// SHA-1, MGF1 with SHA-1, salt 20, trailer 1.
-    fn pss(params: Option<&Tlv<'_>>) -> Result<Self, SchemeError> {
+    fn pss(params: Option<Tlv<'_>>) -> Result<Self, SchemeError> {
         let mut scheme = (MessageDigest::sha1(), MessageDigest::sha1(), 20);
         let fields = match params {
             Some(p) if p.tag == tag::SEQUENCE => p.children()?,
@@ -243,14 +238,20 @@ impl SignatureScheme {
     }
 }
 
-/// The digest an AlgorithmIdentifier of a hash names.
-fn hash_of(algorithm: &Tlv<'_>) -> Result<MessageDigest, SchemeError> {
+/// An AlgorithmIdentifier's OID (content bytes) and its parameters, if any.
+fn oid_and_parameters<'a>(algorithm: &Tlv<'a>) -> Result<(&'a [u8], Option<Tlv<'a>>), DerError> {
     let children = algorithm.children()?;
     let id = children
         .first()
-        .ok_or(DerError::Missing("hash OID"))?
-        .expect(tag::OID, "hash OID")?
+        .ok_or(DerError::Missing("algorithm OID"))?
+        .expect(tag::OID, "algorithm OID")?
         .content;
+    Ok((id, children.get(1).copied()))
+}
+
+/// The digest an AlgorithmIdentifier of a hash names.
+fn hash_of(algorithm: &Tlv<'_>) -> Result<MessageDigest, SchemeError> {
+    let (id, _) = oid_and_parameters(algorithm)?;
     if id == oid::SHA1 {
         return Ok(MessageDigest::sha1());
     }
@@ -265,17 +266,10 @@ fn hash_of(algorithm: &Tlv<'_>) -> Result<MessageDigest, SchemeError> {
 
 /// The digest of MGF1's parameters; any other mask generation is refused.
 fn mgf1_hash_of(algorithm: &Tlv<'_>) -> Result<MessageDigest, SchemeError> {
-    let children = algorithm.children()?;
-    let id = children
-        .first()
-        .ok_or(DerError::Missing("MGF OID"))?
-        .expect(tag::OID, "MGF OID")?
-        .content;
-    if id != oid::MGF1 {
-        return Err(SchemeError::Unsupported(dotted_oid(id)));
+    match oid_and_parameters(algorithm)? {
+        (id, Some(hash)) if id == oid::MGF1 => hash_of(&hash),
+        (id, _) => Err(SchemeError::Unsupported(dotted_oid(id))),
     }
-    let hash = children.get(1).ok_or(DerError::Missing("MGF1 hash"))?;
-    hash_of(hash)
 }
 
 fn small_integer(value: &Tlv<'_>) -> Result<i32, SchemeError> {
