@@ -10,6 +10,7 @@
 #![deny(unsafe_code)]
 
 mod aioquic;
+pub mod clone;
 mod diagnosis;
 mod families;
 mod ffi;
