@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use quicprobe::cli::{Cli, Command};
-use quicprobe::commands::{connect, demo, get, impair, scan, serve, verify};
+use quicprobe::commands::{clone, connect, demo, get, impair, scan, serve, verify};
 use quicprobe::exit;
 
 fn main() -> ExitCode {
@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => {
             finish(serve::run(args, cli.quiet).map(|()| (String::new(), exit::OK)))
         }
+        Command::Clone(args) => finish(clone::run(args).map(|text| (text, exit::OK))),
         Command::Demo(args) => finish(demo::run(args, cli.quiet).map(|o| (o.stdout, o.exit_code))),
         Command::Get(args) => finish(
             get::run(args, cli.verbose > 0, &mut std::io::stdout().lock())

@@ -3,6 +3,8 @@
 //! -showcerts` prints it), so that `quicprobe verify --chain` gives the
 //! live verdict again offline.
 
+pub mod scenario;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -57,6 +59,66 @@ impl ChainFiles {
                 outcome.end.kind = OutcomeKind::WriteError;
             }
         }
+    }
+}
+
+/// `connect --save-scenario`: the connection's chain, roots, missing
+/// issuers (what --aia-fetch found), what the server was seen to do and the
+/// trace, written as a scenario folder.
+pub fn save_scenario(
+    outcome: &Outcome,
+    trust: &quicprobe_verifier::TrustStore,
+    renames: &[quicprobe_verifier::clone::Rename],
+    out: &Path,
+    force: bool,
+) -> Result<scenario::Written, scenario::CaptureError> {
+    let Some(checked) = &outcome.chain.checked else {
+        return Err(scenario::CaptureError::NoChain);
+    };
+    let missing = outcome
+        .chain
+        .aia
+        .as_ref()
+        .map(|aia| {
+            aia.evidence()
+                .into_iter()
+                .map(|fetched| fetched.certificate)
+                .collect()
+        })
+        .unwrap_or_default();
+    let capture = scenario::Capture {
+        chain: &checked.chain,
+        host: checked.verdict.peer_name.as_ref().map(ToString::to_string),
+        trust,
+        missing,
+        seen: Some(seen(outcome)),
+        trace: Some(crate::report::trace::render(
+            outcome,
+            crate::report::trace::TraceStyle::Native,
+            0,
+        )),
+        renames,
+    };
+    scenario::write_scenario(&capture, out, force)
+}
+
+/// What the server was seen to do in `outcome`.
+fn seen(outcome: &Outcome) -> crate::lab::scenario::Seen {
+    let started = time::OffsetDateTime::now_utc()
+        - time::Duration::try_from(outcome.end.elapsed).unwrap_or(time::Duration::ZERO);
+    crate::lab::scenario::Seen {
+        target: outcome.peer.target.clone(),
+        address: outcome.peer.addr.to_string(),
+        when: started
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        alpn: outcome.handshake.alpn.clone(),
+        transport_parameters: outcome.peer.transport_parameters,
+        server_implementation: outcome
+            .peer
+            .server_guess
+            .as_ref()
+            .and_then(|guess| guess.implementation.map(str::to_owned)),
     }
 }
 

@@ -14,7 +14,11 @@ Examples:
 
 Timeouts: --connect-timeout (alias --timeout) 10 s bounds the handshake; -m/--max-time
 bounds the whole connection (no limit by default: quiche's --idle-timeout, 30 s, ends a
-stalled one). Traces are printed per connection, once it ends.";
+stalled one).
+
+Output: the trace (native, aioquic) and errors on stderr, each line when its event happens
+(with --concurrency > 1, each connection's trace as one block when it ends); data (--json,
+--trace-style json, -w) on stdout.";
 
 const GET: &str = "\
 Examples:
@@ -52,6 +56,13 @@ const SERVE: &str = "\
 Examples:
   quicprobe serve --scenario leaf-only --listen 127.0.0.1:4433
   quicprobe serve --chain chain.pem --key key.pem --retry";
+
+const CLONE: &str = "\
+Examples:
+  quicprobe connect --save-chain sent.pem example.com:443
+  quicprobe clone --chain sent.pem --host example.com --out failure/
+  quicprobe clone --chain sent.pem --host example.com --rename example.com=example.test --out share/
+  quicprobe serve --scenario failure/ --listen 127.0.0.1:4433";
 
 const DEMO: &str = "\
 Examples:
@@ -104,4 +115,8 @@ pub fn top() -> String {
          quicprobe verify --chain fullchain.pem --host example.com\n\n\
          Each command's --help has its own examples.",
     )
+}
+
+pub fn clone() -> String {
+    with_exit_codes(CLONE)
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 mod client_cert;
+pub mod clone;
 mod get;
 mod help;
 mod impair;
@@ -14,6 +15,7 @@ pub(crate) mod trust;
 mod values;
 
 pub use client_cert::{CertTypeArg, ClientCertArgs};
+pub use clone::CloneArgs;
 pub use get::GetArgs;
 pub use impair::ImpairArgs;
 pub use scan::ScanArgs;
@@ -54,6 +56,9 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Serve a certificate scenario locally, to replay a failure against any client.
     Serve(ServeArgs),
+    /// Turn a saved chain into a scenario folder that reproduces its verdict
+    /// anywhere, offline: every certificate cloned, no real key kept.
+    Clone(CloneArgs),
     /// Run the lab in-process and show the seed case: full chain, then leaf only.
     Demo(DemoArgs),
     /// Connect to every target of a file, many at once, and print one JSON
@@ -161,6 +166,20 @@ pub struct ConnectArgs {
     /// host, as curl's --connect-to; the request itself is unchanged.
     #[arg(long, value_name = "ADDR", requires = "aia_fetch")]
     pub aia_connect_to: Option<std::net::SocketAddr>,
+    /// Capture the connection as a scenario folder that reproduces it
+    /// anywhere (as `quicprobe clone` makes from a saved chain): the chain
+    /// cloned, the anchors it depended on, the issuers --aia-fetch found
+    /// missing, the ALPN and transport parameters the server sent, and a
+    /// README that is a bug report. One connection only.
+    #[arg(long, value_name = "DIR")]
+    pub save_scenario: Option<PathBuf>,
+    /// With --save-scenario: replace FROM with TO everywhere a name appears
+    /// (repeatable).
+    #[arg(long, value_name = "FROM=TO", value_parser = clone::parse_rename, requires = "save_scenario")]
+    pub rename: Vec<quicprobe_verifier::clone::Rename>,
+    /// With --save-scenario: write into an existing folder.
+    #[arg(long, requires = "save_scenario")]
+    pub force: bool,
     /// After the handshake (and the request), keep the connection open and
     /// idle for up to SECS seconds before closing it, to see how the server
     /// ends idle connections (its idle timeout).

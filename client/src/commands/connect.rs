@@ -9,6 +9,7 @@ use quicprobe_verifier::TrustStore;
 use serde_json::json;
 
 use crate::aia::{run_aia_check, FetchSettings};
+use crate::capture;
 use crate::cli::setup::{
     addressing, chain_files, prepare, seconds, writable_file, write_out_format,
 };
@@ -39,6 +40,13 @@ pub fn run(args: &ConnectArgs, quiet: bool) -> Result<ConnectOutput, ConnectErro
     let format = write_out_format(args.conn.write_out.as_deref())?;
     if let Some(path) = &args.json_file {
         writable_file("--json-file", path)?;
+    }
+    if let Some(dir) = &args.save_scenario {
+        capture::scenario::check_folder(dir, args.force).map_err(|_| ConnectError::File {
+            flag: "--save-scenario",
+            path: dir.clone(),
+            source: std::io::Error::other(capture::scenario::OCCUPIED),
+        })?;
     }
     let jobs = jobs(args)?;
     settings.hold = args.hold.map(|hold| seconds("--hold", hold)).transpose()?;
@@ -90,16 +98,34 @@ pub fn run(args: &ConnectArgs, quiet: bool) -> Result<ConnectOutput, ConnectErro
     if let Some(path) = &args.json_file {
         write_json_lines(path, &outcomes)?;
     }
+    let captured = save_scenario(args, &outcomes, &trust);
     let exit_code = if interrupted {
         exit::INTERRUPTED
     } else {
-        overall_exit_code(&outcomes)
+        captured.unwrap_or_else(|| overall_exit_code(&outcomes))
     };
     Ok(ConnectOutput {
         stdout,
         exit_code,
         outcomes,
     })
+}
+
+/// `--save-scenario DIR`: the one connection captured as a scenario. What
+/// was written goes to stderr; a failure to write it is the run's exit code
+/// (23), any other failure to capture is said and leaves the code alone.
+fn save_scenario(args: &ConnectArgs, outcomes: &[Outcome], trust: &TrustStore) -> Option<u8> {
+    let (dir, outcome) = (args.save_scenario.as_ref()?, outcomes.first()?);
+    match capture::save_scenario(outcome, trust, &args.rename, dir, args.force) {
+        Ok(written) => {
+            eprint!("{}", crate::commands::clone::summary(&written));
+            None
+        }
+        Err(error) => {
+            eprintln!("quicprobe: --save-scenario {}: {error}", dir.display());
+            error.is_write_error().then_some(exit::WRITE_ERROR)
+        }
+    }
 }
 
 /// What is printed of each connection as it goes: with `--json` nothing
@@ -195,6 +221,11 @@ fn jobs(args: &ConnectArgs) -> Result<Vec<Job>, ConnectError> {
     if args.repeat == 0 || args.concurrency == 0 {
         return Err(ConnectError::Usage(
             "--repeat and --concurrency must be at least 1".into(),
+        ));
+    }
+    if args.save_scenario.is_some() && (args.repeat > 1 || args.targets.len() > 1) {
+        return Err(ConnectError::Usage(
+            "--save-scenario captures one connection: give one target and no --repeat".into(),
         ));
     }
     let addressing = addressing(&args.conn);

@@ -2,6 +2,7 @@
 //! needs (through `cli::setup`), runs them, and prints. Nothing here is used
 //! by another command.
 
+pub mod clone;
 pub mod connect;
 pub mod demo;
 pub mod get;

@@ -106,33 +106,8 @@ fn spec(args: &ServeArgs) -> Result<(LabSpec, Option<String>), ServeError> {
         }),
         transport_parameters: None,
     };
-    let replay = seen.map(|seen| answer_as_seen(&mut spec, &seen));
+    let replay = seen.map(|seen| spec.answer_as_seen(&seen));
     Ok((spec, replay))
-}
-
-/// A captured scenario is served as its server answered: the ALPN it chose
-/// (offered first, the lab's own after it, so that a client offering only
-/// another still gets an answer) and the transport parameters it sent.
-fn answer_as_seen(spec: &mut LabSpec, seen: &Seen) -> String {
-    if let Some(alpn) = &seen.alpn {
-        spec.alpns.retain(|a| a != alpn);
-        spec.alpns.insert(0, alpn.clone());
-    }
-    spec.transport_parameters = seen.transport_parameters;
-    format!(
-        "replays {} as seen {} ({}): ALPN {}, {} transport parameters",
-        seen.target,
-        seen.when,
-        seen.server_implementation
-            .as_deref()
-            .unwrap_or("server unknown"),
-        seen.alpn.as_deref().unwrap_or("(none chosen)"),
-        if seen.transport_parameters.is_some() {
-            "its"
-        } else {
-            "the lab's"
-        }
-    )
 }
 
 /// What the lab will present, so that a replay says what it replays.

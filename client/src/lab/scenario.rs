@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::LabSpec;
 use crate::engine::params::ServerParameters;
 
 /// The file of a captured scenario that says what the server was seen to do.
@@ -59,4 +60,32 @@ pub fn find_scenario(name: &str) -> Option<PathBuf> {
     candidates
         .into_iter()
         .find(|dir| dir.join("chain.pem").is_file() && dir.join("key.pem").is_file())
+}
+
+impl LabSpec {
+    /// A captured scenario is served as its server answered: the ALPN it
+    /// chose (offered first, the lab's own after it, so that a client
+    /// offering only another still gets an answer) and the transport
+    /// parameters it sent. Returns the line that says so.
+    pub fn answer_as_seen(&mut self, seen: &Seen) -> String {
+        if let Some(alpn) = &seen.alpn {
+            self.alpns.retain(|a| a != alpn);
+            self.alpns.insert(0, alpn.clone());
+        }
+        self.transport_parameters = seen.transport_parameters;
+        format!(
+            "replays {} as seen {} ({}): ALPN {}, {} transport parameters",
+            seen.target,
+            seen.when,
+            seen.server_implementation
+                .as_deref()
+                .unwrap_or("server unknown"),
+            seen.alpn.as_deref().unwrap_or("(none chosen)"),
+            if seen.transport_parameters.is_some() {
+                "its"
+            } else {
+                "the lab's"
+            }
+        )
+    }
 }

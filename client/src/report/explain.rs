@@ -34,7 +34,7 @@ pub fn explain_chain(mut outcome: Outcome, trust: &TrustStore) -> Outcome {
 /// The system bundle, loaded at most once per process: when the person
 /// chose their own roots, a root their file lacks but the system holds is
 /// certainly a missing root (and not an intermediate the server left out).
-fn system_bundle() -> Option<&'static TrustStore> {
+pub(crate) fn system_bundle() -> Option<&'static TrustStore> {
     static BUNDLE: OnceLock<Option<TrustStore>> = OnceLock::new();
     BUNDLE
         .get_or_init(|| match TrustStore::system() {
