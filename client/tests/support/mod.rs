@@ -504,3 +504,25 @@ pub fn scenario_connect_args(
     args.push(target);
     args
 }
+
+/// The lab in-process serving a scenario folder anywhere (a clone too),
+/// answering as its `seen.json` says the captured server did.
+pub fn lab_for_dir(dir: &Path) -> quicprobe::lab::LabHandle {
+    let mut spec = quicprobe::lab::LabSpec::for_scenario(dir, "127.0.0.1:0".parse().unwrap());
+    if let Some(seen) = quicprobe::lab::scenario::Seen::read(dir).expect("seen.json") {
+        spec.answer_as_seen(&seen);
+    }
+    quicprobe::lab::spawn(spec)
+        .unwrap_or_else(|error| panic!("the lab serving {}: {error}", dir.display()))
+}
+
+/// The roots a scenario's client trusts, as a PEM file: its system bundle
+/// when its `trust` file says `system`, else roots.pem.
+pub fn trusted_roots_file(dir: &Path) -> PathBuf {
+    let trust = dir.join("trust");
+    if trust.is_file() && read_line(&trust) == "system" {
+        dir.join("system-bundle.pem")
+    } else {
+        dir.join("roots.pem")
+    }
+}
