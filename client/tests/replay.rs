@@ -272,3 +272,68 @@ fn bad_input_gets_one_clear_error_and_nothing_is_overwritten() {
     assert_eq!(std::fs::read_to_string(taken.join("note")).unwrap(), "mine");
     assert_eq!(std::fs::read_dir(&taken).unwrap().count(), 1);
 }
+
+/// The address a server line `PREFIX ADDR` names.
+fn address_after(lines: &[String], prefix: &str) -> SocketAddr {
+    lines
+        .iter()
+        .find_map(|line| line.strip_prefix(prefix))
+        .and_then(|addr| addr.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no `{prefix}ADDR` in {lines:?}"))
+}
+
+#[test]
+fn aia_serve_answers_the_clones_missing_issuer_at_its_url() {
+    let scratch = tempfile::tempdir().unwrap();
+    let clone = scratch.path().join("leaf-only");
+    let dir = scenario("leaf-only");
+    let output = quicprobe(&[
+        "clone".to_owned(),
+        "--chain".into(),
+        dir.join("chain.pem").display().to_string(),
+        "--host".into(),
+        "localhost".into(),
+        "--cacert".into(),
+        dir.join("roots.pem").display().to_string(),
+        "--extra".into(),
+        dir.join("missing-issuer.pem").display().to_string(),
+        "--out".into(),
+        clone.display().to_string(),
+    ]);
+    assert_eq!(output.status.code(), Some(0));
+    let args: Vec<String> = [
+        "serve",
+        "--scenario",
+        clone.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--aia-serve",
+        "127.0.0.1:0",
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut server =
+        support::PeerServer::start(Path::new(env!("CARGO_BIN_EXE_quicprobe")), &args, 0)
+            .expect("serve starts");
+    let lines = server.lines();
+    let quic = address_after(&lines, "listening on ");
+    let aia = address_after(&lines, "AIA: answering http requests on ");
+    let output = quicprobe(&[
+        "connect".to_owned(),
+        "--json".into(),
+        "--aia-fetch".into(),
+        "--aia-connect-to".into(),
+        aia.to_string(),
+        "--cacert".into(),
+        clone.join("roots.pem").display().to_string(),
+        "--resolve".into(),
+        format!("localhost:{}:127.0.0.1", quic.port()),
+        format!("localhost:{}", quic.port()),
+    ]);
+    server.terminate();
+    let report: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(report["aia"]["fetched"], true, "{report:#}");
+    assert_eq!(report["aia"]["accepted_with_fetched"], true);
+    assert_eq!(report["diagnosis"]["fault"]["kind"], "missing_intermediate");
+    assert_eq!(report["diagnosis"]["certain"], true);
+}

@@ -215,3 +215,9 @@ pub fn fetch(url: &str, settings: &FetchSettings) -> Result<FetchedIssuer, AiaEr
         kind,
     })
 }
+
+/// The request target (path and query) of an `http://` caIssuers URL, as a
+/// server answering it sees it; None for a URL quicprobe would not fetch.
+pub fn request_target(url: &str) -> Option<String> {
+    url::parse_url(url).ok().map(|parsed| parsed.target)
+}

@@ -346,6 +346,13 @@ pub struct ServeArgs {
     /// certificate_required); needs --client-ca.
     #[arg(long, requires = "client_ca")]
     pub require_client_cert: bool,
+    /// Also answer the AIA caIssuers URLs of the scenario's missing issuers
+    /// (its missing-issuer.pem) over HTTP on ADDR, as the CA's server would:
+    /// `connect --aia-fetch --aia-connect-to ADDR` reaches it; other clients
+    /// need the URL's host pointed at ADDR (e.g. in /etc/hosts, with the
+    /// URL's port).
+    #[arg(long, value_name = "ADDR", requires = "scenario")]
+    pub aia_serve: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]

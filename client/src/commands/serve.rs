@@ -5,6 +5,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use crate::cli::ServeArgs;
+use crate::lab::aia::{self, AiaServer};
 use crate::lab::scenario::{find_scenario, Seen};
 use crate::lab::{ClientAuth, LabError, LabServer, LabSpec};
 use quicprobe_verifier::flight::HandshakeFlight;
@@ -44,6 +45,11 @@ pub fn run(args: &ServeArgs, quiet: bool) -> Result<(), ServeError> {
         announce(&spec, &certificates);
     }
     flight_lines(&certificates, quiet);
+    // Held until serve stops: dropping it stops the AIA server.
+    let _aia = match args.aia_serve {
+        Some(listen) => Some(start_aia(args, listen, &certificates)?),
+        None => None,
+    };
     say(&format!("listening on {addr}"));
     server.run(&stop, &mut |event| {
         if !quiet {
@@ -77,6 +83,42 @@ fn announce(spec: &LabSpec, certificates: &[boring::x509::X509]) {
     for line in chain_lines(certificates) {
         say(&line);
     }
+}
+
+/// `--aia-serve ADDR`: the scenario's missing issuers at their AIA paths.
+fn start_aia(
+    args: &ServeArgs,
+    listen: std::net::SocketAddr,
+    chain: &[boring::x509::X509],
+) -> Result<AiaServer, ServeError> {
+    let name = args.scenario.clone().unwrap_or_default();
+    let dir = find_scenario(&name).ok_or_else(|| ServeError::UnknownScenario(name.clone()))?;
+    let path = dir.join("missing-issuer.pem");
+    if !path.is_file() {
+        return Err(ServeError::Scenario(format!(
+            "--aia-serve: {} has no missing-issuer.pem: no missing issuer is known to serve",
+            dir.display()
+        )));
+    }
+    let missing = quicprobe_verifier::read_certificates(&path)
+        .map_err(|error| ServeError::Scenario(error.to_string()))?;
+    let routes = aia::routes(chain, &missing);
+    if routes.is_empty() {
+        return Err(ServeError::Scenario(format!(
+            "--aia-serve: no certificate of {} names a missing issuer in an http:// caIssuers URL",
+            dir.display()
+        )));
+    }
+    let server = AiaServer::start(listen, routes.clone())
+        .map_err(|error| ServeError::Read(format!("--aia-serve {listen}"), error))?;
+    for (path, (url, _)) in &routes {
+        say(&format!("AIA: serves {url} (path {path})"));
+    }
+    say(&format!(
+        "AIA: answering http requests on {}",
+        server.addr()
+    ));
+    Ok(server)
 }
 
 /// The lab's spec, and for a captured scenario the line that says what it replays.

@@ -7,6 +7,7 @@
 //! Applications: hq-interop `GET /N` answers N bytes of a fixed pattern;
 //! h3 `GET /` a short text, `GET /bytes/N` N bytes.
 
+pub mod aia;
 mod config;
 mod connection;
 mod h3;
