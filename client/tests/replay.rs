@@ -90,12 +90,7 @@ fn aioquic_results(jobs: &[(PathBuf, u16)]) -> Vec<String> {
 #[test]
 fn every_scenario_replays_from_its_clone_for_quicprobe_and_aioquic() {
     let scratch = tempfile::tempdir().unwrap();
-    // The hostile scenarios are about bounds (hostile.rs); their chains are
-    // cloned too, but 200 RSA keys would make this test minutes long.
-    let names: Vec<String> = scenario_names()
-        .into_iter()
-        .filter(|name| !is_hostile(name))
-        .collect();
+    let names = scenario_names();
     let mut labs = Vec::new();
     let mut aioquic_jobs = Vec::new();
     for name in &names {
@@ -103,22 +98,33 @@ fn every_scenario_replays_from_its_clone_for_quicprobe_and_aioquic() {
         let clone = scratch.path().join(name);
         let original_lab = lab_for(name);
         let live = connect(&original, original_lab.addr(), Some(&clone));
+        if is_hostile(name) {
+            // Chains a QUIC client cannot receive (past quiche's 64 KiB of
+            // CRYPTO data) leave nothing to capture live: cloned from the file.
+            clone_offline(name, &clone);
+        } else {
+            assert!(live["verdict"]["accepted"].is_boolean(), "{name}: {live}");
+        }
         let clone_lab = lab_for_dir(&clone);
         let replayed = connect(&clone, clone_lab.addr(), None);
-        assert!(live["verdict"]["accepted"].is_boolean(), "{name}: {live}");
         assert_eq!(facts(&replayed), facts(&live), "{name}: original vs clone");
         assert_eq!(
             read_line(&clone.join("expected")),
             read_line(&original.join("expected")),
             "{name}: expected"
         );
-        aioquic_jobs.push((original, original_lab.addr().port()));
-        aioquic_jobs.push((clone, clone_lab.addr().port()));
+        // aioquic against the hostile chains is hostile.rs's (some of them
+        // raise inside aioquic, which would end the batch's process).
+        if !is_hostile(name) {
+            aioquic_jobs.push((original, original_lab.addr().port()));
+            aioquic_jobs.push((clone, clone_lab.addr().port()));
+        }
         labs.push((original_lab, clone_lab));
     }
     let results = aioquic_results(&aioquic_jobs);
     assert_eq!(results.len(), aioquic_jobs.len(), "{results:?}");
-    for (name, pair) in names.iter().zip(results.chunks(2)) {
+    let compared = names.iter().filter(|name| !is_hostile(name));
+    for (name, pair) in compared.zip(results.chunks(2)) {
         assert_eq!(pair[1], pair[0], "{name}: aioquic against the clone");
     }
     // Both kinds of answer came: the comparison compared something.
@@ -126,6 +132,32 @@ fn every_scenario_replays_from_its_clone_for_quicprobe_and_aioquic() {
     assert!(
         results.iter().any(|r| r.starts_with("error 298")),
         "{results:?}"
+    );
+}
+
+/// `quicprobe clone` of a scenario's chain.pem, when the live capture left
+/// no folder.
+fn clone_offline(name: &str, out: &Path) {
+    if out.join("chain.pem").is_file() {
+        return;
+    }
+    let dir = scenario(name);
+    let output = quicprobe(&[
+        "clone".to_owned(),
+        "--chain".into(),
+        dir.join("chain.pem").display().to_string(),
+        "--host".into(),
+        read_line(&dir.join("host")),
+        "--cacert".into(),
+        dir.join("roots.pem").display().to_string(),
+        "--out".into(),
+        out.display().to_string(),
+    ]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{name}: {}",
+        String::from_utf8_lossy(&output.stderr)
     );
 }
 
