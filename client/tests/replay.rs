@@ -303,6 +303,18 @@ fn bad_input_gets_one_clear_error_and_nothing_is_overwritten() {
     }
     assert_eq!(std::fs::read_to_string(taken.join("note")).unwrap(), "mine");
     assert_eq!(std::fs::read_dir(&taken).unwrap().count(), 1);
+    // With --force the scenario's files are written beside what was there.
+    let forced = quicprobe(&[
+        "clone",
+        "--chain",
+        chain.to_str().unwrap(),
+        "--force",
+        "--out",
+        taken.to_str().unwrap(),
+    ]);
+    assert_eq!(forced.status.code(), Some(0));
+    assert!(taken.join("chain.pem").is_file());
+    assert_eq!(std::fs::read_to_string(taken.join("note")).unwrap(), "mine");
 }
 
 /// The address a server line `PREFIX ADDR` names.
