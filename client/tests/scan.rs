@@ -373,3 +373,41 @@ fn bad_flags_are_exit_2_and_one_line() {
         assert_eq!(stderr.lines().count(), 1, "{flags:?}: {stderr}");
     }
 }
+
+#[test]
+fn connections_in_flight_are_not_bounded_by_the_soft_open_file_limit() {
+    // 1,500 targets at once under a soft limit of 1,024 (the usual default):
+    // each holds a socket, so without raising the soft limit to the hard one
+    // hundreds could not even start ("Too many open files").
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let targets = dir.path().join("targets");
+    let text: String = (0..1500).map(|_| format!("127.0.0.1:{port}\n")).collect();
+    std::fs::write(&targets, text).unwrap();
+    let script = format!(
+        "ulimit -Sn 1024 && exec {} scan --targets {} --concurrency 1500 --connect-timeout 1",
+        env!("CARGO_BIN_EXE_quicprobe"),
+        targets.display()
+    );
+    let output = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .output()
+        .expect("run the scan under bash");
+    let (objects, summary) = read_scan_output(&output.stdout);
+    assert_eq!(objects.len(), 1500, "{summary}");
+    let not_started = objects
+        .values()
+        .filter(|o| o["outcome"] == "connect_failed")
+        .count();
+    assert_eq!(
+        not_started,
+        0,
+        "{summary} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        objects.values().all(|o| o["outcome"] == "timeout"),
+        "{summary}"
+    );
+}

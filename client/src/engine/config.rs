@@ -159,6 +159,7 @@ pub fn run_feed(
     stop: Option<Arc<AtomicBool>>,
 ) -> Result<(), ConnectError> {
     let (mut config, slot) = quic_config(setup)?;
+    super::limits::make_room_for(concurrency);
     let event_loop = EventLoop::new(concurrency).map_err(ConnectError::EventLoop)?;
     if let Some(stop) = stop {
         event_loop::stop_on_signals(stop, event_loop.waker()).map_err(ConnectError::EventLoop)?;

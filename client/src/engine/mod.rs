@@ -12,6 +12,7 @@ pub mod event_loop;
 pub mod fingerprint;
 pub mod flights;
 pub mod handshake;
+pub mod limits;
 pub(crate) mod message_callback;
 pub mod outcome;
 pub mod params;
