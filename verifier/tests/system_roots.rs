@@ -93,7 +93,7 @@ fn ssl_cert_file_alone_is_the_system_store() {
 
     let store = TrustStore::system_in(temp.path(), &env(Some(&bundle), None)).expect("roots");
     assert_eq!(store.source(), TrustSource::System);
-    assert_eq!(store.sources(), [bundle.clone()]);
+    assert_eq!(store.sources(), std::slice::from_ref(&bundle));
     assert_eq!(store.roots().len(), 2);
     assert!(holds_all(&store, &roots));
     let summary = store.summary();
