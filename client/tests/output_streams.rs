@@ -182,8 +182,16 @@ fn ctrl_c_during_a_repeat_prints_a_partial_summary() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("quicprobe: interrupted after"), "{stdout}");
     assert!(stdout.contains(" of 20 connections ended"), "{stdout}");
+    // About two connections had timed out; a loaded machine may have
+    // started the run late, so the count is not pinned.
     let last = stdout.lines().last().unwrap_or_default();
-    assert!(last.starts_with("0/2 connections succeeded"), "{stdout}");
+    let ended: usize = last
+        .strip_prefix("0/")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a summary of what ended: {stdout}"));
+    assert!((1..20).contains(&ended), "{stdout}");
+    assert!(last.contains("no handshake completed"), "{stdout}");
 }
 
 #[test]

@@ -41,8 +41,10 @@ const VARIABLES_READ: &[&str] = &[
     "SSLKEYLOGFILE",
     // Where to write qlog files, as quiche's apps do.
     "QLOGDIR",
-    // The default trust bundle when no --cacert/--capath is given, as OpenSSL does.
+    // The system's roots when no --cacert/--capath is given, as OpenSSL finds them:
+    // a bundle and hashed directories (verifier/src/trust/system.rs).
     "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
 ];
 
 fn start_lab(scenario: &str) -> LabHandle {

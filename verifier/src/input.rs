@@ -43,6 +43,21 @@ pub enum InputError {
     /// A directory that holds no usable certificates.
     #[error("{path}: {problem}")]
     EmptyDirectory { path: PathBuf, problem: String },
+    /// A bundle or directory named by OpenSSL's `SSL_CERT_FILE` or
+    /// `SSL_CERT_DIR` could not be used; the variable is named so the
+    /// person knows what to change.
+    #[error("{variable} names {source}")]
+    Environment {
+        variable: &'static str,
+        source: Box<InputError>,
+    },
+    /// No `--cacert`/`--capath`, no `SSL_CERT_FILE`/`SSL_CERT_DIR`, and none
+    /// of the places where distributions keep their roots holds any.
+    #[error(
+        "no trusted roots found: {tried}; point quicprobe at roots with --cacert FILE, \
+         --capath DIR, SSL_CERT_FILE=FILE or SSL_CERT_DIR=DIR[:DIR...]"
+    )]
+    NoSystemRoots { tried: String },
 }
 
 /// One `-----BEGIN X-----` ... `-----END X-----` block of a PEM file.

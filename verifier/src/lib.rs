@@ -46,7 +46,10 @@ pub use report::{
     ca_issuers_of, is_self_signed, issued_by, same_der, CertificateSummary, ChainReport,
     ChainWarning, AMPLIFICATION_BUDGET_BYTES,
 };
-pub use trust::{TrustSource, TrustStore, TrustStoreBuilder, TrustStoreSummary, SYSTEM_BUNDLE};
+pub use trust::{
+    RootsEnv, RootsOrigin, SearchTable, SystemRoots, TrustSource, TrustStore, TrustStoreBuilder,
+    TrustStoreSummary, DISTRIBUTION_ROOTS,
+};
 pub use verdict::{every_fault, verify, verify_with, Checks, FoundFault, PeerName, Verdict};
 pub use x509_error::X509Error;
 

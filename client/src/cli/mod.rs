@@ -13,6 +13,7 @@ mod scan;
 pub(crate) mod setup;
 pub(crate) mod trust;
 mod values;
+pub mod version;
 
 pub use client_cert::{CertTypeArg, ClientCertArgs};
 pub use clone::CloneArgs;
@@ -25,7 +26,8 @@ pub use scan::ScanArgs;
 #[derive(Debug, Parser)]
 #[command(
     name = "quicprobe",
-    version,
+    version = version::SHORT,
+    long_version = version::LONG,
     propagate_version = true,
     after_help = help::top()
 )]
@@ -73,7 +75,9 @@ pub enum Command {
     Impair(ImpairArgs),
 }
 
-/// Where the trusted roots come from; the system bundle when neither is given.
+/// Where the trusted roots come from; the system's roots when neither is given
+/// (`SSL_CERT_FILE` and `SSL_CERT_DIR`, else the distribution's bundle and
+/// hashed directory, as OpenSSL-based tools find them).
 #[derive(Debug, Args, Clone, Default)]
 pub struct TrustArgs {
     /// A PEM file of roots to trust (repeatable), as curl's --cacert.

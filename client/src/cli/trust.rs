@@ -1,10 +1,12 @@
-//! Builds the trust store from `--cacert`/`--capath`, or the system bundle.
+//! Builds the trust store from `--cacert`/`--capath`, or the system's roots
+//! (`SSL_CERT_FILE`/`SSL_CERT_DIR`, else the distribution's bundle and
+//! hashed directory: `TrustStore::system`).
 
 use quicprobe_verifier::{InputError, TrustStore};
 
 use crate::cli::TrustArgs;
 
-/// The roots the user asked for; the system bundle when they named none.
+/// The roots the user asked for; the system's when they named none.
 pub fn load_trust(args: &TrustArgs) -> Result<TrustStore, InputError> {
     let trust = read_trust(args)?;
     // curl -v's "CAfile:" line, with what was loaded from it.

@@ -17,7 +17,7 @@ use crate::engine::probe::ProbeSettings;
 use crate::engine::request::RequestSpec;
 use crate::engine::target::Target;
 use crate::exit;
-use crate::lab::scenario::find_scenario;
+use crate::lab::scenario::{find_scenario, scenario_dirs_tried};
 use crate::lab::{self, LabError, LabEvent, LabSpec};
 use crate::report::explain::explain_chain;
 use crate::report::trace::TraceStyle;
@@ -52,10 +52,10 @@ pub struct DemoOutput {
 /// Why the demo could not play.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
-    /// Its scenarios are not where quicprobe looks (`certs/` of the source
-    /// tree or the current directory).
-    #[error("scenario {0} not found")]
-    ScenarioNotFound(String),
+    /// Its scenarios are not where quicprobe looks (the current directory's
+    /// certs/, the installed one, the source checkout's): the name and where.
+    #[error("scenario {0} not found (looked in {1})")]
+    ScenarioNotFound(String, String),
     #[error("lab: {0}")]
     Lab(#[from] LabError),
     #[error(transparent)]
@@ -135,8 +135,9 @@ fn act_epilogue(act: &Act, outcome: &Outcome, server_saw: &[String], matched: bo
 /// Serves the act's scenario in-process and connects to it once, showing
 /// on stderr what `show` says as it goes.
 fn play(act: &Act, show: Show) -> Result<(Outcome, Vec<String>), DemoError> {
-    let dir = find_scenario(act.scenario)
-        .ok_or_else(|| DemoError::ScenarioNotFound(act.scenario.to_owned()))?;
+    let dir = find_scenario(act.scenario).ok_or_else(|| {
+        DemoError::ScenarioNotFound(act.scenario.to_owned(), scenario_dirs_tried())
+    })?;
     let listen = "127.0.0.1:0".parse().expect("literal address");
     let lab = lab::spawn(LabSpec::for_scenario(&dir, listen))?;
     let trust =

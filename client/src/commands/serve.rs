@@ -6,15 +6,19 @@ use std::sync::Arc;
 
 use crate::cli::ServeArgs;
 use crate::lab::aia::{self, AiaServer};
-use crate::lab::scenario::{find_scenario, Seen};
+use crate::lab::scenario::{find_scenario, scenario_dirs_tried, Seen};
 use crate::lab::{ClientAuth, LabError, LabServer, LabSpec};
 use quicprobe_verifier::flight::HandshakeFlight;
 
 /// Why `serve` could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("no scenario {0:?} (looked for a folder with chain.pem and key.pem, and in certs/)")]
-    UnknownScenario(String),
+    /// The name, and the certs/ folders looked in.
+    #[error(
+        "no scenario {0:?} (looked for a folder of that name with chain.pem and key.pem, \
+         then in {1})"
+    )]
+    UnknownScenario(String, String),
     #[error("give --scenario NAME, or --chain FILE and --key FILE")]
     NothingToServe,
     #[error(transparent)]
@@ -92,7 +96,8 @@ fn start_aia(
     chain: &[boring::x509::X509],
 ) -> Result<AiaServer, ServeError> {
     let name = args.scenario.clone().unwrap_or_default();
-    let dir = find_scenario(&name).ok_or_else(|| ServeError::UnknownScenario(name.clone()))?;
+    let dir = find_scenario(&name)
+        .ok_or_else(|| ServeError::UnknownScenario(name.clone(), scenario_dirs_tried()))?;
     let path = dir.join("missing-issuer.pem");
     if !path.is_file() {
         return Err(ServeError::Scenario(format!(
@@ -125,8 +130,8 @@ fn start_aia(
 fn spec(args: &ServeArgs) -> Result<(LabSpec, Option<String>), ServeError> {
     let (chain, key, seen) = match (&args.scenario, &args.chain, &args.key) {
         (Some(name), _, _) => {
-            let dir =
-                find_scenario(name).ok_or_else(|| ServeError::UnknownScenario(name.clone()))?;
+            let dir = find_scenario(name)
+                .ok_or_else(|| ServeError::UnknownScenario(name.clone(), scenario_dirs_tried()))?;
             let seen = Seen::read(&dir).map_err(ServeError::Scenario)?;
             (dir.join("chain.pem"), dir.join("key.pem"), seen)
         }

@@ -44,22 +44,56 @@ impl Seen {
     }
 }
 
-/// The certs/ folder of the source tree quicprobe was built from.
-pub fn built_in_certs_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../certs")
+/// Where an installed quicprobe keeps its scenarios, relative to the
+/// prefix it is installed in: /usr/bin/quicprobe -> /usr/share/quicprobe/certs.
+const INSTALLED_CERTS: &str = "share/quicprobe/certs";
+
+/// The certs/ folders quicprobe looks in for a scenario by name, in order:
+/// the current directory's, the installed one (beside the executable), and
+/// the source checkout's the executable was built in (target/debug/quicprobe
+/// -> certs/). Found from where the executable is now, never from where it
+/// was built, so a copied or packaged binary finds its own scenarios.
+pub fn scenario_dirs() -> Vec<PathBuf> {
+    let mut dirs = vec![PathBuf::from("certs")];
+    if let Some(exe_dir) = executable_dir() {
+        dirs.extend(exe_dir.parent().map(|prefix| prefix.join(INSTALLED_CERTS)));
+        dirs.extend(checkout_certs(&exe_dir));
+    }
+    dirs
+}
+
+/// The folder of the running executable, symlinks resolved (so that a link
+/// in ~/bin to a checkout's binary still finds the checkout).
+fn executable_dir() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let exe = exe.canonicalize().unwrap_or(exe);
+    exe.parent().map(Path::to_owned)
+}
+
+/// The certs/ of the source checkout that holds `exe_dir`: the nearest
+/// folder above it with the workspace's Cargo.toml and certs/scenarios.json.
+fn checkout_certs(exe_dir: &Path) -> Option<PathBuf> {
+    exe_dir
+        .ancestors()
+        .find(|dir| dir.join("Cargo.toml").is_file() && dir.join("certs/scenarios.json").is_file())
+        .map(|dir| dir.join("certs"))
 }
 
 /// A scenario folder: NAME as a path to a folder holding chain.pem, else
-/// `certs/NAME` under the current directory, else under the source tree.
+/// `NAME` under each of [`scenario_dirs`] in turn.
 pub fn find_scenario(name: &str) -> Option<PathBuf> {
-    let candidates = [
-        PathBuf::from(name),
-        Path::new("certs").join(name),
-        built_in_certs_dir().join(name),
-    ];
-    candidates
-        .into_iter()
+    std::iter::once(PathBuf::from(name))
+        .chain(scenario_dirs().into_iter().map(|dir| dir.join(name)))
         .find(|dir| dir.join("chain.pem").is_file() && dir.join("key.pem").is_file())
+}
+
+/// Where [`find_scenario`] looked, for the error that says it found nothing.
+pub fn scenario_dirs_tried() -> String {
+    scenario_dirs()
+        .iter()
+        .map(|dir| dir.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl LabSpec {

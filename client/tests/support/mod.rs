@@ -442,7 +442,10 @@ pub fn client_trust(name: &str) -> ClientTrust {
 
 /// Runs quicprobe with the scenario's trust. Without a bundle of its own,
 /// `SSL_CERT_FILE` names a file that does not exist, so that the machine's
-/// bundle cannot decide anything.
+/// bundle cannot decide anything; `SSL_CERT_DIR` is removed, so that the
+/// scenario's bundle (or nothing) is all the system roots there are, whatever
+/// the machine's environment says (a variable set means the environment
+/// alone names the roots).
 pub fn quicprobe_trusting(name: &str, args: &[String]) -> Output {
     let trust = client_trust(name);
     let bundle = trust
@@ -453,6 +456,7 @@ pub fn quicprobe_trusting(name: &str, args: &[String]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_quicprobe"))
         .args(&all)
         .env("SSL_CERT_FILE", bundle)
+        .env_remove("SSL_CERT_DIR")
         .env_remove("RUST_LOG")
         .env_remove("SSLKEYLOGFILE")
         .output()

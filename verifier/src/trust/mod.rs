@@ -1,6 +1,7 @@
 //! The roots a client trusts: `--cacert` files, a `--capath` hashed
-//! directory, or the system bundle.
+//! directory, or the system's roots (`system`: found as OpenSSL finds them).
 
+use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -10,8 +11,9 @@ use serde::Serialize;
 
 use crate::input::{parse_certificates, read_certificates, InputError};
 
-/// Where Debian (and most Linux distributions) keep the system bundle.
-pub const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+mod system;
+
+pub use system::{RootsEnv, RootsOrigin, SearchTable, SystemRoots, DISTRIBUTION_ROOTS};
 
 /// Who chose the roots: the person (`--cacert`, `--capath`) or the system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -33,7 +35,8 @@ pub struct TrustStoreSummary {
 
 impl TrustStoreSummary {
     /// One line for people, e.g. `--cacert roots.pem (3 certificates)` or
-    /// `system bundle /etc/ssl/certs/ca-certificates.crt (146 certificates)`.
+    /// `system bundle /etc/ssl/certs/ca-certificates.crt, system directory
+    /// /etc/ssl/certs (146 certificates)`.
     pub fn describe(&self) -> String {
         let paths: Vec<String> = self
             .paths
@@ -117,16 +120,23 @@ impl TrustStoreBuilder {
         Ok(self)
     }
 
-    /// Freezes the roots into a BoringSSL store.
+    /// Freezes the roots into a BoringSSL store. A root listed twice (a
+    /// bundle plus the hashed directory made from it, as on Debian) is one
+    /// root: kept once, counted once.
     pub fn build(&self) -> Result<TrustStore, InputError> {
         let mut builder = X509StoreBuilder::new().map_err(store_error)?;
+        let mut seen = HashSet::new();
+        let mut roots = Vec::with_capacity(self.roots.len());
         for root in &self.roots {
-            // A root listed twice (a bundle plus a hashed dir) is not an error.
-            let _ = builder.add_cert(root);
+            let der = root.to_der().map_err(store_error)?;
+            if seen.insert(der) {
+                builder.add_cert(root).map_err(store_error)?;
+                roots.push(root.clone());
+            }
         }
         Ok(TrustStore {
             store: builder.build(),
-            roots: self.roots.clone(),
+            roots,
             sources: self.sources.clone(),
             source: TrustSource::User,
         })
@@ -148,14 +158,16 @@ impl TrustStore {
         builder.build()
     }
 
-    /// The system bundle: `$SSL_CERT_FILE` if set, else Debian's bundle.
+    /// The system's roots: `SSL_CERT_FILE` and `SSL_CERT_DIR`, else the
+    /// distributions' places ([`SystemRoots::search`] from `/`).
     pub fn system() -> Result<Self, InputError> {
-        let path = std::env::var_os("SSL_CERT_FILE")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(SYSTEM_BUNDLE));
-        let mut store = Self::from_pem_files(&[path])?;
-        store.source = TrustSource::System;
-        Ok(store)
+        Self::system_in(Path::new("/"), &RootsEnv::from_process())
+    }
+
+    /// The system's roots as [`TrustStore::system`] finds them, with the
+    /// distributions' places under `root` and the variables of `env`.
+    pub fn system_in(root: &Path, env: &RootsEnv) -> Result<Self, InputError> {
+        SystemRoots::search(root, env)?.load()
     }
 
     /// The BoringSSL store, for `X509StoreContext::init`.
