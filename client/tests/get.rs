@@ -236,3 +236,57 @@ fn a_256_mib_hq_interop_download_from_msquic_matches_byte_for_byte() {
     assert_eq!(report["responses"][0]["body_bytes"], SIZE);
     assert_eq!(report["responses"][0]["body_sha256"], pattern_sha256(SIZE));
 }
+
+#[test]
+fn without_json_or_write_out_asking_no_body_is_hashed() {
+    const SIZE: usize = 100_000;
+    let lab = start_lab();
+    let path = format!("/bytes/{SIZE}");
+    // The -v trace names the body's size; the digest would follow it.
+    let plain = get(lab.addr().port(), &[&path], &["-v", "-o", "/dev/null"]);
+    let trace = String::from_utf8_lossy(&plain.stderr);
+    assert_eq!(plain.status.code(), Some(0), "{trace}");
+    assert!(trace.contains(&format!("{SIZE} bytes")), "{trace}");
+    assert!(!trace.contains(", sha256 "), "{trace}");
+    // A -w that shows no digest does not ask for one either.
+    let counted = get(
+        lab.addr().port(),
+        &[&path],
+        &["-v", "-o", "/dev/null", "-w", "%{size_download}"],
+    );
+    assert_eq!(String::from_utf8_lossy(&counted.stdout), SIZE.to_string());
+    assert!(!String::from_utf8_lossy(&counted.stderr).contains(", sha256 "));
+}
+
+#[test]
+fn json_and_write_out_body_sha256_get_the_bodys_digest() {
+    const SIZE: usize = 100_000;
+    let lab = start_lab();
+    let path = format!("/bytes/{SIZE}");
+    let json = get(lab.addr().port(), &[&path], &["--json", "-o", "/dev/null"]);
+    let report = json_of(&json);
+    assert_eq!(
+        report["responses"][0]["body_sha256"],
+        pattern_sha256(SIZE).as_str(),
+        "{report}"
+    );
+    let written = get(
+        lab.addr().port(),
+        &[&path],
+        &["-o", "/dev/null", "-w", "%{body_sha256}"],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&written.stdout),
+        pattern_sha256(SIZE)
+    );
+    let in_write_out_json = get(
+        lab.addr().port(),
+        &[&path],
+        &["-o", "/dev/null", "-w", "%{json}"],
+    );
+    let report: Value = serde_json::from_slice(&in_write_out_json.stdout).expect("one JSON object");
+    assert_eq!(
+        report["responses"][0]["body_sha256"],
+        pattern_sha256(SIZE).as_str()
+    );
+}

@@ -45,6 +45,8 @@ FULL = {
     "criterion": ["--warm-up-time", "1", "--measurement-time", "3"],
     "aioquic_verify_seconds": 2,
     "profile_bulk_bytes": 256 << 20,
+    "floor_iterations": 300,
+    "floor_aead_bytes": 256 << 20,
 }
 QUICK = {
     "mode": "quick",
@@ -60,6 +62,8 @@ QUICK = {
     "criterion": ["--warm-up-time", "0.5", "--measurement-time", "1", "--sample-size", "20"],
     "aioquic_verify_seconds": 0.5,
     "profile_bulk_bytes": 128 << 20,
+    "floor_iterations": 60,
+    "floor_aead_bytes": 32 << 20,
 }
 
 

@@ -18,7 +18,11 @@ stalled one).
 
 Output: the trace (native, aioquic) and errors on stderr, each line when its event happens
 (with --concurrency > 1, each connection's trace as one block when it ends); data (--json,
---trace-style json, -w) on stdout.";
+--trace-style json, -w) on stdout.
+
+Body digest: a response body is hashed (SHA-256, the JSON's body_sha256) only when an output
+shows it: --json, --json-file, --trace-style json, -w '%{json}' or -w '%{body_sha256}'.
+Otherwise body_sha256 is null and the trace leaves it out: hashing costs CPU on downloads.";
 
 const GET: &str = "\
 Examples:
@@ -29,7 +33,11 @@ Examples:
 
 Timeouts: --connect-timeout (alias --timeout) 10 s bounds the handshake; -m/--max-time
 bounds the whole transfer (no limit by default: quiche's --idle-timeout, 30 s, ends a
-stalled one). `-o -` writes to stdout.";
+stalled one). `-o -` writes to stdout.
+
+Body digest: a response body is hashed (SHA-256, the JSON's body_sha256) only when an output
+shows it: --json, -w '%{json}' or -w '%{body_sha256}'. Otherwise body_sha256 is null and
+the -v trace leaves it out: hashing costs CPU on downloads.";
 
 const SCAN: &str = "\
 Examples:

@@ -78,8 +78,18 @@ pub fn prepare(
         early_data: conn.early_data,
         local_ports: conn.local_port,
         client_certificate: identity.as_ref().map(ClientIdentity::summary),
+        // The command says whether it prints JSON: `wants_body_digest`.
+        body_digest: false,
     };
     Ok((setup, settings))
+}
+
+/// Whether the run must hash response bodies: only when an output shows the
+/// digest (the JSON's `body_sha256`, as --json, --json-file, --trace-style
+/// json or `-w %{json}` print it, or `-w %{body_sha256}`). Otherwise the
+/// bodies are counted, not hashed, and `body_sha256` stays null.
+pub fn wants_body_digest(json_output: bool, format: Option<&WriteOut>) -> bool {
+    json_output || format.is_some_and(WriteOut::shows_body_digest)
 }
 
 /// `--cert`, `--key`, `--pass`, `--cert-type`: loaded and checked now, so

@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::aia::{run_aia_check, FetchSettings};
 use crate::capture;
 use crate::cli::setup::{
-    addressing, chain_files, prepare, seconds, writable_file, write_out_format,
+    addressing, chain_files, prepare, seconds, wants_body_digest, writable_file, write_out_format,
 };
 use crate::cli::ConnectArgs;
 use crate::commands::live::{LiveFeed, Show};
@@ -38,6 +38,8 @@ pub fn run(args: &ConnectArgs, quiet: bool) -> Result<ConnectOutput, ConnectErro
     // Every flag and output file is checked before any name is looked up.
     let (setup, mut settings) = prepare(&args.conn, args.trace_style)?;
     let format = write_out_format(args.conn.write_out.as_deref())?;
+    let json_output = args.json || args.json_file.is_some() || args.trace_style.is_data();
+    settings.body_digest = wants_body_digest(json_output, format.as_ref());
     if let Some(path) = &args.json_file {
         writable_file("--json-file", path)?;
     }

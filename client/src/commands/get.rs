@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::cli::setup::{addressing, chain_files, prepare, writable_file, write_out_format};
+use crate::cli::setup::{
+    addressing, chain_files, prepare, wants_body_digest, writable_file, write_out_format,
+};
 use crate::cli::GetArgs;
 use crate::commands::live::{LiveFeed, Show};
 use crate::engine::config::{run_feed, ConnectError};
@@ -24,8 +26,9 @@ use crate::report::write_out::WriteOut;
 /// errors to stderr. Returns the exit code.
 pub fn run(args: &GetArgs, verbose: bool, out: &mut dyn Write) -> Result<u8, ConnectError> {
     let targets = plan(args)?;
-    let (setup, settings) = prepare(&args.conn, TraceStyle::Native)?;
+    let (setup, mut settings) = prepare(&args.conn, TraceStyle::Native)?;
     let format = write_out_format(args.conn.write_out.as_deref())?;
+    settings.body_digest = wants_body_digest(args.json, format.as_ref());
     let trust = setup.trust.clone();
     let addressing = addressing(&args.conn);
     let jobs = targets

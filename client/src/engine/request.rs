@@ -2,8 +2,9 @@
 //! `h3` (all requests multiplexed on the one connection), HTTP/0.9 for
 //! `hq-interop` (one stream each), or raw bytes on a stream for any other
 //! ALPN. Only ever started on an established connection, so never on a
-//! rejected chain. Bodies are counted and hashed as they arrive and go to
-//! their sink (nowhere, stdout or a file), never kept whole in memory.
+//! rejected chain. Bodies are counted (and hashed, when an output shows the
+//! digest) as they arrive and go to their sink (nowhere, stdout or a file),
+//! never kept whole in memory.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -27,7 +28,7 @@ pub struct RequestSpec {
 }
 
 impl RequestSpec {
-    /// `GET path`, body hashed and dropped: what `connect https://...` makes.
+    /// `GET path`, body dropped: what `connect https://...` makes.
     pub fn get(path: &str) -> Self {
         Self {
             method: "GET".into(),
@@ -59,7 +60,8 @@ pub struct Response {
     pub body_bytes: usize,
     /// content-length, when the server sent one.
     pub content_length: Option<usize>,
-    /// SHA-256 of the body, hex, once the response is complete.
+    /// SHA-256 of the body, hex, once the response is complete; `None`
+    /// when the run does not hash bodies (no output shows the digest).
     pub body_sha256: Option<String>,
     /// Whether the server finished the response (FIN, and the declared length).
     pub complete: bool,
@@ -84,9 +86,11 @@ pub enum RequestError {
     Output(String, std::io::Error),
 }
 
-/// A body on its way: counted, hashed, and passed to its sink.
+/// A body on its way: counted, hashed if asked, and passed to its sink.
 struct BodySink {
-    digest: ring::digest::Context,
+    /// `None` when nobody asked for the digest: SHA-256 of a download costs
+    /// about as much CPU as a quarter of everything else the client does.
+    digest: Option<ring::digest::Context>,
     file: Option<std::fs::File>,
     file_path: Option<PathBuf>,
     /// The Stdout sink's bytes, written once the response is complete.
@@ -147,7 +151,7 @@ impl Progress {
 }
 
 impl BodySink {
-    fn open(spec: &SinkSpec) -> Result<Self, RequestError> {
+    fn open(spec: &SinkSpec, hash: bool) -> Result<Self, RequestError> {
         let (file, file_path) = match spec {
             SinkSpec::File(path) => {
                 let file = std::fs::File::create(path)
@@ -157,7 +161,7 @@ impl BodySink {
             _ => (None, None),
         };
         Ok(Self {
-            digest: ring::digest::Context::new(&ring::digest::SHA256),
+            digest: hash.then(|| ring::digest::Context::new(&ring::digest::SHA256)),
             file,
             file_path,
             held: (*spec == SinkSpec::Stdout).then(Vec::new),
@@ -172,7 +176,9 @@ impl BodySink {
 
     fn take(&mut self, response: &mut Response, chunk: &[u8]) {
         response.body_bytes += chunk.len();
-        self.digest.update(chunk);
+        if let Some(digest) = self.digest.as_mut() {
+            digest.update(chunk);
+        }
         self.progress.advance(response);
         if let Err(error) = self.write_out(chunk) {
             response.error.get_or_insert(error);
@@ -208,12 +214,10 @@ impl BodySink {
                 response.complete = false;
             }
         }
-        let digest = std::mem::replace(
-            &mut self.digest,
-            ring::digest::Context::new(&ring::digest::SHA256),
-        )
-        .finish();
-        response.body_sha256 = Some(hex(digest.as_ref()));
+        response.body_sha256 = self
+            .digest
+            .take()
+            .map(|digest| hex(digest.finish().as_ref()));
         if let Some(file) = self.file.as_mut() {
             if let Err(error) = file.flush() {
                 response.error.get_or_insert(error.to_string());
@@ -238,8 +242,8 @@ struct Exchange {
 }
 
 impl Exchange {
-    fn new(spec: RequestSpec) -> Result<Self, RequestError> {
-        let sink = BodySink::open(&spec.sink)?;
+    fn new(spec: RequestSpec, hash: bool) -> Result<Self, RequestError> {
+        let sink = BodySink::open(&spec.sink, hash)?;
         Ok(Self {
             response: Response {
                 path: spec.path.clone(),
@@ -271,11 +275,13 @@ pub struct Requests {
 }
 
 impl Requests {
-    /// Prepares the requests for the negotiated ALPN and sends what it can.
+    /// Prepares the requests for the negotiated ALPN and sends what it can;
+    /// `hash_bodies`: whether each response gets its `body_sha256`.
     pub fn start(
         conn: &mut quiche::Connection,
         authority: &str,
         specs: Vec<RequestSpec>,
+        hash_bodies: bool,
     ) -> Result<Self, RequestError> {
         let alpn = String::from_utf8_lossy(conn.application_proto()).into_owned();
         let protocol = match alpn.as_str() {
@@ -295,7 +301,7 @@ impl Requests {
         };
         let exchanges = specs
             .into_iter()
-            .map(Exchange::new)
+            .map(|spec| Exchange::new(spec, hash_bodies))
             .collect::<Result<_, _>>()?;
         let mut requests = Self {
             protocol,

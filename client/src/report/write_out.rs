@@ -82,6 +82,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("tls_cipher", "quicprobe: the TLS cipher suite"),
     ("tls_group", "quicprobe: the key exchange group"),
     (
+        "body_sha256",
+        "quicprobe: the first response body's SHA-256, hex; bodies are hashed only when -w or the JSON asks",
+    ),
+    (
         "stdout",
         "switch: what follows goes to stdout (the default)",
     ),
@@ -131,6 +135,14 @@ pub struct Rendered {
 }
 
 impl WriteOut {
+    /// Whether the format shows a body's digest (`%{body_sha256}`, or the
+    /// JSON that holds it), so that the run must hash bodies.
+    pub fn shows_body_digest(&self) -> bool {
+        self.parts
+            .iter()
+            .any(|part| matches!(part, Part::Variable("body_sha256" | "json")))
+    }
+
     /// The `-w` argument: a format, or `@FILE` to read it from FILE, as curl.
     pub fn from_arg(arg: &str) -> Result<Self, WriteOutError> {
         match arg.strip_prefix('@') {
@@ -311,6 +323,10 @@ fn value(name: &str, outcome: &Outcome) -> String {
             .map_or_else(String::new, |ms| format!("{ms:.3}")),
         "alpn" => outcome.handshake.alpn.clone().unwrap_or_default(),
         "tls_cipher" => outcome.handshake.tls.cipher.clone().unwrap_or_default(),
+        "body_sha256" => outcome
+            .response()
+            .and_then(|r| r.body_sha256.clone())
+            .unwrap_or_default(),
         "tls_group" => outcome.handshake.tls.group.clone().unwrap_or_default(),
         _ => String::new(),
     }

@@ -1,11 +1,14 @@
 """Cases `sequential` and `concurrent`: full handshakes with strict
 verification against the lab and the msquic server, quicprobe (`connect
 --repeat N --concurrency K`) next to aioquic (scripts/aioquic/bench.py
-handshakes). Sequential also runs quicprobe offering X25519 only, as aioquic does.
+handshakes). Sequential also runs quicprobe offering X25519 only, as aioquic does. Each
+round of runs also measures the handshake's floor (cases/floors.py), and the
+client's CPU per handshake is divided by it run by run.
 """
 
 import time
 
+from cases.floors import handshake_floor
 from harness import (AIOQUIC_BENCH, QUICPROBE, ROOTS, VENV_PYTHON, Bench, Failed, Server, cmdline,
                      last_json, ratio, run, say, summarise)
 
@@ -80,6 +83,9 @@ def handshake_case(bench: Bench, case: str, servers: dict, n: int, k: int, n_aio
             e = bench.entry(f"{case}/{sname}/{client}", case, client, sname, command,
                             handshakes=n_aioquic if client == "aioquic" else n, in_flight=k)
             jobs.append((e, once))
+    command, once = handshake_floor(bench.cfg["floor_iterations"])
+    floor = bench.entry(f"{case}/floor/boringssl", case, "floor", None, command)
+    jobs.append((floor, once))
     for i in range(runs):
         for e, once in jobs:
             say(f"{e['id']} run {i + 1}/{runs}")
@@ -97,3 +103,23 @@ def handshake_case(bench: Bench, case: str, servers: dict, n: int, k: int, n_aio
             bench.ratios.append(ratio(f"{case}/{sname}/quicprobe-x25519-vs-aioquic",
                                       f"{case} handshakes/s against {sname}: quicprobe offering X25519 only (as aioquic) / aioquic",
                                       x, a, "handshakes_per_second"))
+    floor_ratios(bench, case, servers, variants)
+
+
+def floor_ratios(bench: Bench, case: str, servers: dict, variants: bool) -> None:
+    """Issue 18: quicprobe's CPU per handshake over its floor (target ≤ 1.5×),
+    and aioquic's over quicprobe's (target ≥ 10×), for each key exchange."""
+    floor = bench.get(f"{case}/floor/boringssl")
+    groups = [("quicprobe", "X25519MLKEM768", "floor_x25519mlkem768_ms")]
+    if variants:
+        groups.append(("quicprobe-x25519", "X25519", "floor_x25519_ms"))
+    for sname in servers:
+        a = bench.get(f"{case}/{sname}/aioquic")
+        for client, group, floor_metric in groups:
+            q = bench.get(f"{case}/{sname}/{client}")
+            bench.ratios.append(ratio(f"{case}/{sname}/{client}-over-floor",
+                                      f"{case}, against {sname}: quicprobe ({group}) client CPU per handshake / "
+                                      f"its floor", q, floor, "client_cpu_ms_per_handshake", floor_metric))
+            bench.ratios.append(ratio(f"{case}/{sname}/aioquic-cpu-over-{client}",
+                                      f"{case}, against {sname}: aioquic client CPU per handshake / quicprobe's "
+                                      f"({group})", a, q, "client_cpu_ms_per_handshake"))

@@ -58,3 +58,10 @@ def measure(bench: Bench) -> None:
                         runs_are="criterion samples (each the mean of many iterations)")
         e["summary"] = criterion(f"{what}_{label}")
         e["failed_runs"] = 0
+    # Issue 18: quicprobe's verify over BoringSSL's own checks of the same
+    # chain's signatures, back to back in the same criterion run (target ≤ 1.05×).
+    for label in ("ecdsa-p256-3-certs", "rsa4096-5-certs"):
+        bench.ratios.append(ratio(f"verifier/{label}/quicprobe-over-floor",
+                                  f"µs per verification, {label}: quicprobe verify / BoringSSL's chain signatures",
+                                  bench.get(f"verifier/{label}/quicprobe-verify"),
+                                  bench.get(f"verifier/{label}/chain-signatures"), "us"))

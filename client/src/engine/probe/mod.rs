@@ -61,6 +61,10 @@ pub struct ProbeSettings {
     pub local_ports: Option<(u16, u16)>,
     /// `--cert`: the client certificate we hold, for the report.
     pub client_certificate: Option<crate::engine::client_identity::IdentitySummary>,
+    /// Whether response bodies are hashed (`body_sha256`): only when an
+    /// output shows the digest, since on a download it costs as much CPU as
+    /// a quarter of everything else (issue 18).
+    pub body_digest: bool,
 }
 
 /// How far off "no limit" is: a year, far enough, and still an `Instant`
@@ -97,6 +101,8 @@ impl ProbeSettings {
             early_data: false,
             local_ports: None,
             client_certificate: None,
+            // scan prints every outcome as JSON; demo's outputs are unchanged.
+            body_digest: true,
         }
     }
 }
@@ -356,7 +362,13 @@ impl Probe {
 
     fn start_requests(&mut self) {
         let authority = self.target.authority();
-        match Requests::start(&mut self.conn, &authority, self.target.requests.clone()) {
+        let requests = self.target.requests.clone();
+        match Requests::start(
+            &mut self.conn,
+            &authority,
+            requests,
+            self.settings.body_digest,
+        ) {
             Ok(requests) => {
                 // The handshake deadline does not cover the download: only
                 // -m does (quiche's idle timeout ends a stalled one).
