@@ -241,7 +241,7 @@ fn a_der_intermediate_is_fetched_with_a_plain_get_and_completes_the_leaf_only_ch
         Some(&localhost()),
     );
     assert!(with_fetched.accepted, "{with_fetched:?}");
-    assert_eq!(with_fetched.built_chain.len(), 3, "{with_fetched:?}");
+    assert_eq!(with_fetched.built_certificates.len(), 3, "{with_fetched:?}");
 }
 
 #[test]
