@@ -8,18 +8,10 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::scenario;
-
-fn quicprobe(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_quicprobe"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run quicprobe")
-}
+use support::{quicprobe, scenario};
 
 #[test]
 fn version_names_quicprobe_quiche_boring_and_the_commit() {

@@ -135,14 +135,11 @@ fn every_scenario_replays_from_its_clone_for_quicprobe_and_aioquic() {
     );
 }
 
-/// `quicprobe clone` of a scenario's chain.pem, when the live capture left
-/// no folder.
-fn clone_offline(name: &str, out: &Path) {
-    if out.join("chain.pem").is_file() {
-        return;
-    }
+/// `quicprobe clone` of a scenario's chain.pem, with its host and roots,
+/// into `out`, with `extra` flags.
+fn clone_scenario(name: &str, out: &Path, extra: &[&str]) -> std::process::Output {
     let dir = scenario(name);
-    let output = quicprobe(&[
+    let mut args = vec![
         "clone".to_owned(),
         "--chain".into(),
         dir.join("chain.pem").display().to_string(),
@@ -152,7 +149,18 @@ fn clone_offline(name: &str, out: &Path) {
         dir.join("roots.pem").display().to_string(),
         "--out".into(),
         out.display().to_string(),
-    ]);
+    ];
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    quicprobe(&args)
+}
+
+/// `quicprobe clone` of a scenario's chain.pem, when the live capture left
+/// no folder.
+fn clone_offline(name: &str, out: &Path) {
+    if out.join("chain.pem").is_file() {
+        return;
+    }
+    let output = clone_scenario(name, out, &[]);
     assert_eq!(
         output.status.code(),
         Some(0),
@@ -186,17 +194,7 @@ fn the_seed_case_captured_from_msquic_replays_from_the_lab() {
 fn a_clone_is_not_trusted_by_the_originals_roots_and_holds_no_ca_key() {
     let scratch = tempfile::tempdir().unwrap();
     let clone = scratch.path().join("full-chain");
-    let output = quicprobe(&[
-        "clone",
-        "--chain",
-        scenario("full-chain").join("chain.pem").to_str().unwrap(),
-        "--host",
-        "localhost",
-        "--cacert",
-        scenario("full-chain").join("roots.pem").to_str().unwrap(),
-        "--out",
-        clone.to_str().unwrap(),
-    ]);
+    let output = clone_scenario("full-chain", &clone, &[]);
     assert_eq!(
         output.status.code(),
         Some(0),
@@ -235,21 +233,16 @@ fn a_clone_is_not_trusted_by_the_originals_roots_and_holds_no_ca_key() {
 fn a_rename_keeps_the_verdict_and_leaves_no_old_name() {
     let scratch = tempfile::tempdir().unwrap();
     let clone = scratch.path().join("renamed");
-    let output = quicprobe(&[
-        "clone",
-        "--chain",
-        scenario("leaf-only").join("chain.pem").to_str().unwrap(),
-        "--host",
-        "localhost",
-        "--cacert",
-        scenario("leaf-only").join("roots.pem").to_str().unwrap(),
-        "--rename",
-        "localhost=replay.test",
-        "--rename",
-        "quicprobe lab=someone",
-        "--out",
-        clone.to_str().unwrap(),
-    ]);
+    let output = clone_scenario(
+        "leaf-only",
+        &clone,
+        &[
+            "--rename",
+            "localhost=replay.test",
+            "--rename",
+            "quicprobe lab=someone",
+        ],
+    );
     assert_eq!(
         output.status.code(),
         Some(0),
@@ -330,20 +323,8 @@ fn address_after(lines: &[String], prefix: &str) -> SocketAddr {
 fn aia_serve_answers_the_clones_missing_issuer_at_its_url() {
     let scratch = tempfile::tempdir().unwrap();
     let clone = scratch.path().join("leaf-only");
-    let dir = scenario("leaf-only");
-    let output = quicprobe(&[
-        "clone".to_owned(),
-        "--chain".into(),
-        dir.join("chain.pem").display().to_string(),
-        "--host".into(),
-        "localhost".into(),
-        "--cacert".into(),
-        dir.join("roots.pem").display().to_string(),
-        "--extra".into(),
-        dir.join("missing-issuer.pem").display().to_string(),
-        "--out".into(),
-        clone.display().to_string(),
-    ]);
+    let extra = scenario("leaf-only").join("missing-issuer.pem");
+    let output = clone_scenario("leaf-only", &clone, &["--extra", extra.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(0));
     let args: Vec<String> = [
         "serve",

@@ -193,7 +193,11 @@ fn a_chain_larger_than_the_amplification_budget_is_flagged() {
 fn cross_signed_root_sent_by_the_server_is_not_needed() {
     let analysis = analyse("cross-signed");
     assert!(analysis.verdict.accepted);
-    assert_eq!(analysis.verdict.built_certificates.len(), 3, "leaf, R, trusted X");
+    assert_eq!(
+        analysis.verdict.built_certificates.len(),
+        3,
+        "leaf, R, trusted X"
+    );
 }
 
 fn analyse_as(name: &str, host: &str) -> Analysis {
