@@ -152,7 +152,7 @@ fn ssl_cert_file_and_ssl_cert_dir_together_are_both_loaded() {
 }
 
 #[test]
-fn empty_entries_of_ssl_cert_dir_are_skipped() {
+fn empty_entries_of_ssl_cert_dir_are_ignored() {
     let temp = empty_root();
     let dir = temp.path().join("hashed");
     write_hashed_dir(&dir, &distinct_roots(1));

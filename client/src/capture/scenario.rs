@@ -8,7 +8,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use boring::x509::X509;
-use quicprobe_verifier::clone::{clone_chain, CloneError, CloneInput, Cloned, Rename};
+use quicprobe_verifier::clone::{
+    clone_chain, rename_text as rename, CloneError, CloneInput, Cloned, Rename,
+};
 use quicprobe_verifier::{Analysis, PeerName, TrustSource, TrustStore, Verdict};
 
 use crate::lab::scenario::{Seen, SEEN_FILE};
@@ -293,12 +295,6 @@ pub fn expected_line(verdict: &Verdict) -> String {
 /// When the cloned roots cannot even be read as a store.
 fn expected_line_untrusted(cloned: &Cloned) -> String {
     format!("unverifiable ({} certificates)", cloned.chain.len())
-}
-
-fn rename(text: &str, renames: &[Rename]) -> String {
-    renames
-        .iter()
-        .fold(text.to_owned(), |text, r| text.replace(&r.from, &r.to))
 }
 
 fn renamed_seen(seen: &Seen, renames: &[Rename]) -> Seen {

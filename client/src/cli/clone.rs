@@ -27,7 +27,7 @@ pub struct CloneArgs {
     pub extra: Vec<PathBuf>,
     /// Replace FROM with TO everywhere a name appears (subject, issuer, SAN,
     /// host), to share a failure without production names (repeatable).
-    #[arg(long, value_name = "FROM=TO", value_parser = parse_rename)]
+    #[arg(long, value_name = "FROM=TO")]
     pub rename: Vec<Rename>,
     /// The scenario folder to write (created; an existing non-empty one only
     /// with --force).
@@ -36,17 +36,4 @@ pub struct CloneArgs {
     /// Write into an existing folder, replacing the files a scenario has.
     #[arg(long)]
     pub force: bool,
-}
-
-/// `FROM=TO`, both non-empty.
-pub fn parse_rename(text: &str) -> Result<Rename, String> {
-    match text.split_once('=') {
-        Some((from, to)) if !from.is_empty() && !to.is_empty() => Ok(Rename {
-            from: from.to_owned(),
-            to: to.to_owned(),
-        }),
-        _ => Err(format!(
-            "{text:?}: expected FROM=TO, both non-empty (e.g. --rename example.com=example.test)"
-        )),
-    }
 }

@@ -179,7 +179,7 @@ pub struct ConnectArgs {
     pub save_scenario: Option<PathBuf>,
     /// With --save-scenario: replace FROM with TO everywhere a name appears
     /// (repeatable).
-    #[arg(long, value_name = "FROM=TO", value_parser = clone::parse_rename, requires = "save_scenario")]
+    #[arg(long, value_name = "FROM=TO", requires = "save_scenario")]
     pub rename: Vec<quicprobe_verifier::clone::Rename>,
     /// With --save-scenario: write into an existing folder.
     #[arg(long, requires = "save_scenario")]

@@ -103,8 +103,9 @@ impl<'a, F: FnMut(usize, Outcome) -> Outcome> LiveFeed<'a, F> {
         }
     }
 
-    /// Prints a connection's new lines now, or holds them until it ends.
-    fn emit(&mut self, index: usize, text: String, last: bool) {
+    /// Renders a connection's next piece of trace with `render`, then prints
+    /// its lines now, or holds them until the connection ends (`last`).
+    fn advance(&mut self, index: usize, last: bool, render: impl FnOnce(&mut LiveTrace) -> String) {
         let Some(style) = self.style() else {
             return;
         };
@@ -112,11 +113,16 @@ impl<'a, F: FnMut(usize, Outcome) -> Outcome> LiveFeed<'a, F> {
             trace: LiveTrace::new(style, index),
             text: String::new(),
         });
+        let text = render(&mut held.trace);
         held.text.push_str(&text);
-        if self.grouped && !last {
+        // Called every turn of the loop: nothing new, nothing to write.
+        if (self.grouped || text.is_empty()) && !last {
             return;
         }
         let text = std::mem::take(&mut held.text);
+        if last {
+            self.traces.remove(&index);
+        }
         let out = if style.is_data() {
             &mut self.data
         } else {
@@ -124,20 +130,6 @@ impl<'a, F: FnMut(usize, Outcome) -> Outcome> LiveFeed<'a, F> {
         };
         // A closed pipe ends the output, not the run.
         let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
-    }
-
-    fn trace(&mut self, index: usize) -> Option<&mut LiveTrace> {
-        let style = self.style()?;
-        Some(
-            &mut self
-                .traces
-                .entry(index)
-                .or_insert_with(|| Held {
-                    trace: LiveTrace::new(style, index),
-                    text: String::new(),
-                })
-                .trace,
-        )
     }
 
     /// `-q` and `--repeat`: curl's last line for the connections it shows.
@@ -167,11 +159,7 @@ impl<F: FnMut(usize, Outcome) -> Outcome> JobFeed for LiveFeed<'_, F> {
 
     fn finished(&mut self, index: usize, outcome: Outcome) -> io::Result<()> {
         let outcome = (self.finish)(index, outcome);
-        if let Some(trace) = self.trace(index) {
-            let text = trace.finish(&outcome);
-            self.emit(index, text, true);
-            self.traces.remove(&index);
-        }
+        self.advance(index, true, |trace| trace.finish(&outcome));
         self.summary_line(&outcome);
         self.outcomes.push((index, outcome));
         Ok(())
@@ -182,26 +170,15 @@ impl<F: FnMut(usize, Outcome) -> Outcome> JobFeed for LiveFeed<'_, F> {
     }
 
     fn started(&mut self, index: usize, start: &ConnectionStart) {
-        if let Some(trace) = self.trace(index) {
-            let text = trace.start(start);
-            self.emit(index, text, false);
-        }
+        self.advance(index, false, |trace| trace.start(start));
     }
 
     fn refused(&mut self, index: usize, addr: SocketAddr) {
-        if let Some(trace) = self.trace(index) {
-            let text = trace.refused(addr);
-            self.emit(index, text, false);
-        }
+        self.advance(index, false, |trace| trace.refused(addr));
     }
 
     fn progressed(&mut self, index: usize, stages: &[StageEvent], keys: Option<KeysDropped>) {
-        if let Some(trace) = self.trace(index) {
-            let text = trace.stages(stages, keys);
-            if !text.is_empty() {
-                self.emit(index, text, false);
-            }
-        }
+        self.advance(index, false, |trace| trace.stages(stages, keys));
     }
 
     fn stop_requested(&self) -> bool {

@@ -53,7 +53,7 @@ use keys::{KeySpec, SchemeError, SignatureScheme};
 use rename::Renamer;
 
 pub use der::DerError;
-pub use rename::{Rename, RenameError};
+pub use rename::{rename_text, Rename, RenameError};
 
 /// The clone marker's OID in dotted form.
 pub const CLONE_MARKER_OID: &str = "2.25.84064784579158056062084232749377329420";

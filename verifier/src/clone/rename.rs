@@ -166,6 +166,18 @@ impl<'r> Renamer<'r> {
     }
 }
 
+/// `text` with every rename applied in turn, as the certificates get them
+/// (ASCII case ignored): for what goes beside the clones (the host, the
+/// README), so that one rule renames everything.
+pub fn rename_text(text: &str, renames: &[Rename]) -> String {
+    renames.iter().fold(text.to_owned(), |text, rename| {
+        replace_ignoring_ascii_case(text.as_bytes(), rename)
+            // Only ASCII is matched, so the bytes around a match stay UTF-8.
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or(text)
+    })
+}
+
 /// `value` with every occurrence of `rename.from` (ASCII case ignored)
 /// replaced by `rename.to`; `None` when there is none.
 fn replace_ignoring_ascii_case(value: &[u8], rename: &Rename) -> Option<Vec<u8>> {
@@ -197,6 +209,15 @@ mod tests {
 
     fn rename(arg: &str) -> Rename {
         arg.parse().unwrap()
+    }
+
+    #[test]
+    fn text_beside_the_clones_is_renamed_by_the_same_rule() {
+        let renames = [rename("example.com=example.test"), rename("ACME=someone")];
+        assert_eq!(
+            rename_text("www.Example.COM by acme, é", &renames),
+            "www.example.test by someone, é"
+        );
     }
 
     #[test]
