@@ -74,8 +74,6 @@ pub fn run_with_resolver(
     };
     settings.client_certificate = identity.as_ref().map(ClientIdentity::summary);
     let (mut config, slot) = quic_config(&setup)?;
-    // One socket per connection in flight (and the resolvers' own).
-    crate::engine::limits::make_room_for(args.concurrency);
     let event_loop = EventLoop::new(args.concurrency)?;
     let started = Instant::now();
     let mut feed = ScanFeed::new(&lines, trust, ScanReport::new(out));

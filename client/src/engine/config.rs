@@ -159,7 +159,10 @@ pub fn run_feed(
     stop: Option<Arc<AtomicBool>>,
 ) -> Result<(), ConnectError> {
     let (mut config, slot) = quic_config(setup)?;
-    super::limits::make_room_for(concurrency);
+    if settings.qlog_dir.is_some() {
+        // One qlog file open per connection in flight.
+        super::limits::make_room_for(concurrency);
+    }
     let event_loop = EventLoop::new(concurrency).map_err(ConnectError::EventLoop)?;
     if let Some(stop) = stop {
         event_loop::stop_on_signals(stop, event_loop.waker()).map_err(ConnectError::EventLoop)?;

@@ -6,9 +6,14 @@
 //! connection is reading or writing: a thousand idle connections do not each
 //! hold a megabyte of buffers, and no datagram costs an allocation or a
 //! memset.
+//!
+//! The client's connections share one unconnected socket per address family
+//! ([`Datapath::for_connections`]): an ICMP refusal then no longer comes back
+//! as a socket's ECONNREFUSED but through the socket's error queue
+//! (`IP_RECVERR`), which names the address refused ([`Datapath::take_refusals`]).
 
 use std::io::{self, IoSliceMut};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use std::sync::OnceLock;
 
@@ -66,6 +71,24 @@ impl Datapath {
     /// The socket, for registering with the poll.
     pub fn socket_mut(&mut self) -> &mut UdpSocket {
         &mut self.socket
+    }
+
+    /// The socket every connection of a run shares, for one address family:
+    /// unconnected, with the destination address of each datagram reported
+    /// (`IP_PKTINFO`: our local address as each server saw it) and ICMP
+    /// errors queued with the address they concern (`IP_RECVERR`).
+    pub fn for_connections(socket: UdpSocket) -> io::Result<Self> {
+        // Unlike `shared_state`, every option quinn-udp knows, packet info
+        // included: one socket per run can afford its dozen system calls.
+        UdpSocketState::new(UdpSockRef::from(&socket))?;
+        let ipv4 = socket.local_addr()?.is_ipv4();
+        let queued = if ipv4 {
+            setsockopt(&socket, sockopt::Ipv4RecvErr, &true)
+        } else {
+            setsockopt(&socket, sockopt::Ipv6RecvErr, &true)
+        };
+        queued.map_err(io::Error::from)?;
+        Self::new(socket)
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -126,9 +149,92 @@ impl Datapath {
             segment_size: (contents.len() > segment_size).then_some(segment_size),
             src_ip: None,
         };
-        self.state
-            .try_send(UdpSockRef::from(&self.socket), &transmit)
+        let send = || {
+            self.state
+                .try_send(UdpSockRef::from(&self.socket), &transmit)
+        };
+        match send() {
+            // On a shared socket this is the pending error of an ICMP
+            // refusal for some other destination, reported once and then
+            // cleared (its details wait in the error queue): send again.
+            Err(error) if error.kind() == io::ErrorKind::ConnectionRefused => send(),
+            other => other,
+        }
     }
+
+    /// The refusals (ICMP port unreachable) waiting in the socket's error
+    /// queue, at most `REFUSALS_PER_CALL` per call; see [`Refusal`].
+    pub fn take_refusals(&self) -> Vec<Refusal> {
+        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, SockaddrStorage};
+        use std::os::fd::AsRawFd;
+        let mut refusals = Vec::new();
+        let mut quoted = [0u8; QUOTED_BYTES];
+        // The error and its offender, and the quoted packet's own packet
+        // info and traffic class (the options quinn-udp switched on).
+        let mut control = nix::cmsg_space!(
+            nix::libc::sock_extended_err,
+            nix::libc::sockaddr_in6,
+            nix::libc::in6_pktinfo,
+            nix::libc::c_int,
+            nix::libc::c_int
+        );
+        for _ in 0..REFUSALS_PER_CALL {
+            let mut iov = [IoSliceMut::new(&mut quoted)];
+            let Ok(message) = recvmsg::<SockaddrStorage>(
+                self.socket.as_raw_fd(),
+                &mut iov,
+                Some(&mut control),
+                MsgFlags::MSG_ERRQUEUE,
+            ) else {
+                // EAGAIN: the queue is empty.
+                break;
+            };
+            let cmsgs = message
+                .cmsgs()
+                .map_err(|error| log::debug!("error queue: {error}"));
+            let refused = cmsgs.into_iter().flatten().any(|cmsg| match cmsg {
+                ControlMessageOwned::Ipv4RecvErr(error, _)
+                | ControlMessageOwned::Ipv6RecvErr(error, _) => {
+                    error.ee_errno == nix::libc::ECONNREFUSED as u32
+                }
+                _ => false,
+            });
+            let destination = message.address.and_then(|address| socket_addr(&address));
+            let len = message.bytes.min(QUOTED_BYTES);
+            if let (true, Some(destination)) = (refused, destination) {
+                refusals.push(Refusal {
+                    destination,
+                    quoted: quoted[..len].to_vec(),
+                });
+            }
+        }
+        refusals
+    }
+}
+
+/// How many queued errors one call reads: a bound, not a limit that matters
+/// (the poll reports the socket again while errors remain).
+const REFUSALS_PER_CALL: usize = 256;
+/// What is kept of the datagram an ICMP error quotes: its QUIC header.
+const QUOTED_BYTES: usize = 64;
+
+/// An ICMP port unreachable for a datagram we sent.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    /// Where the refused datagram was going.
+    pub destination: SocketAddr,
+    /// The start of that datagram, as the ICMP error quoted it: its header
+    /// names the connection (our source connection ID in a long header).
+    pub quoted: Vec<u8>,
+}
+
+fn socket_addr(address: &nix::sys::socket::SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = address.as_sockaddr_in() {
+        return Some(SocketAddr::from((v4.ip(), v4.port())));
+    }
+    address
+        .as_sockaddr_in6()
+        .map(|v6| SocketAddr::from((v6.ip(), v6.port())))
 }
 
 /// quinn-udp's view of the kernel (GSO segments, GRO), made once per
@@ -162,6 +268,15 @@ pub struct Scratch {
     send: SendSpace,
 }
 
+/// One received datagram.
+pub struct Arrival<'a> {
+    pub from: SocketAddr,
+    /// The address it was sent to (our local address as the sender knows
+    /// it), where the socket reports it.
+    pub to: Option<IpAddr>,
+    pub datagram: &'a mut [u8],
+}
+
 /// Where datagrams are collected for one GSO send; apart from the receive
 /// buffers, so that a connection can answer a datagram while the rest of
 /// its batch is still waiting to be read.
@@ -172,17 +287,17 @@ impl Scratch {
     /// `filled` buffers, each with its sender, GRO's coalesced ones split at
     /// their stride.
     pub fn received(&mut self, filled: usize) -> impl Iterator<Item = (SocketAddr, &mut [u8])> {
-        self.received_and_send_space(filled).0
+        self.arrivals_and_send_space(filled)
+            .0
+            .map(|arrival| (arrival.from, arrival.datagram))
     }
 
-    /// [`Scratch::received`], and the send space to answer them with.
-    pub fn received_and_send_space(
+    /// [`Scratch::received`] with the address each was sent to, and the
+    /// send space to answer them with.
+    pub fn arrivals_and_send_space(
         &mut self,
         filled: usize,
-    ) -> (
-        impl Iterator<Item = (SocketAddr, &mut [u8])>,
-        &mut SendSpace,
-    ) {
+    ) -> (impl Iterator<Item = Arrival<'_>>, &mut SendSpace) {
         let datagrams = self
             .recv
             .chunks_mut(GRO_BUFFER)
@@ -190,10 +305,10 @@ impl Scratch {
             .take(filled)
             .flat_map(|(buffer, meta)| {
                 let len = meta.len.min(buffer.len());
-                let from = meta.addr;
+                let (from, to) = (meta.addr, meta.dst_ip);
                 buffer[..len]
                     .chunks_mut(meta.stride.max(1))
-                    .map(move |datagram| (from, datagram))
+                    .map(move |datagram| Arrival { from, to, datagram })
             });
         (datagrams, &mut self.send)
     }

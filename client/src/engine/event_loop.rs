@@ -1,7 +1,8 @@
 //! One `mio::Poll` drives every connection of a run, on one thread: all the
 //! targets, and every repetition, up to `concurrency` at once. Each step is a
 //! small function; nothing blocks but the poll itself, whose timeout is the
-//! earliest timer of any connection.
+//! earliest timer of any connection. The connections share the run's
+//! sockets, one per address family ([`Endpoint`]).
 //!
 //! Jobs come from a [`JobFeed`]: all at once (`connect`, through [`run`]), or
 //! while the loop runs (`scan`, whose names are resolved on other threads,
@@ -15,16 +16,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Poll, Token, Waker};
 use quicprobe_verifier::VerdictSlot;
 
-use crate::engine::datapath::Scratch;
+use crate::engine::datapath::{Datapath, Scratch};
+use crate::engine::endpoint::Endpoint;
 use crate::engine::handshake::{ConnectionStart, KeysDropped, StageEvent};
 use crate::engine::outcome::{Outcome, OutcomeKind};
 use crate::engine::probe::{Probe, ProbeSettings};
 use crate::engine::target::Target;
 
-/// The poll token of the waker; job indices are the other tokens.
+/// The poll token of the waker; the endpoint's sockets have two more.
 const WAKE_TOKEN: Token = Token(usize::MAX);
 
 /// One connection to make.
@@ -190,6 +192,7 @@ impl EventLoop {
                 refused: HashMap::new(),
                 concurrency: concurrency.max(1),
                 scratch: Scratch::new(),
+                endpoint: Endpoint::new(None),
             },
             waker,
         })
@@ -209,6 +212,7 @@ impl EventLoop {
         settings: &ProbeSettings,
     ) -> io::Result<()> {
         let run = &mut self.run;
+        run.endpoint = Endpoint::new(settings.local_ports);
         // One copy for the whole run, shared by every probe.
         let settings = Arc::new(settings.clone());
         loop {
@@ -251,6 +255,8 @@ struct Run {
     concurrency: usize,
     /// The datagram buffers, lent to one probe at a time.
     scratch: Scratch,
+    /// The sockets every probe shares, and which probe each connection ID is.
+    endpoint: Endpoint,
 }
 
 impl Run {
@@ -273,30 +279,42 @@ impl Run {
                 }),
                 None => Arc::clone(settings),
             };
-            let mut probe =
-                match Probe::start(fed.job.target.clone(), fed.job.addr, config, &settings) {
-                    Ok(probe) => probe,
-                    Err(error) => {
-                        self.could_not_start(feed, fed, error)?;
-                        continue;
-                    }
-                };
-            self.poll.registry().register(
-                probe.socket_mut(),
-                Token(fed.index),
-                Interest::READABLE,
-            )?;
+            let mut probe = match self.open_probe(&fed, config, &settings) {
+                Ok(probe) => probe,
+                Err(error) => {
+                    self.could_not_start(feed, fed, error)?;
+                    continue;
+                }
+            };
             if feed.is_live() {
                 feed.started(fed.index, &probe.start_info());
             }
             probe.step(&mut self.scratch);
+            if let Some(error) = probe.take_start_error() {
+                self.could_not_start(feed, fed, error)?;
+                continue;
+            }
             if feed.is_live() {
                 let (stages, keys) = probe.progress_so_far();
                 feed.progressed(fed.index, stages, keys);
             }
+            self.endpoint
+                .add(probe.connection_key(), fed.index, probe.addr);
             self.active.insert(fed.index, (probe, fed));
         }
         Ok(())
+    }
+
+    /// A job's connection, on the run's socket for its address family.
+    fn open_probe(
+        &mut self,
+        fed: &FedJob,
+        config: &mut quiche::Config,
+        settings: &Arc<ProbeSettings>,
+    ) -> io::Result<Probe> {
+        let addr = fed.job.addr;
+        let socket = self.endpoint.socket_for(addr, self.poll.registry())?;
+        Probe::start(fed.job.target.clone(), addr, config, settings, socket)
     }
 
     /// A socket that cannot be opened is treated as a refusal: the next
@@ -332,10 +350,59 @@ impl Run {
         }
     }
 
+    /// Reads what each readable socket holds, and the refusals queued on it.
     fn recv_ready(&mut self, slot: &VerdictSlot) {
-        for event in &self.events {
-            if let Some((probe, _)) = self.active.get_mut(&event.token().0) {
-                probe.recv_all(slot, &mut self.scratch);
+        let ready: Vec<(Arc<Datapath>, bool)> = self
+            .events
+            .iter()
+            .filter_map(|event| {
+                let socket = self.endpoint.socket_of(event.token())?;
+                Some((socket, event.is_error()))
+            })
+            .collect();
+        for (socket, has_errors) in ready {
+            self.receive_all(&socket, slot);
+            if has_errors {
+                self.take_refusals(&socket);
+            }
+        }
+    }
+
+    /// Every datagram waiting on `socket`, a batch per system call, each to
+    /// the probe whose connection ID it carries.
+    fn receive_all(&mut self, socket: &Datapath, slot: &VerdictSlot) {
+        loop {
+            match socket.recv_batch(&mut self.scratch) {
+                Ok(filled) => {
+                    let (arrivals, space) = self.scratch.arrivals_and_send_space(filled);
+                    for arrival in arrivals {
+                        let index = self.endpoint.job_for(arrival.datagram, arrival.from);
+                        match index.and_then(|index| self.active.get_mut(&index)) {
+                            Some((probe, _)) => probe.receive(arrival, slot, space),
+                            None => log::trace!("datagram from {} for no connection", arrival.from),
+                        }
+                    }
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                // An ICMP refusal's pending error: its details are queued.
+                Err(error) if error.kind() == io::ErrorKind::ConnectionRefused => {
+                    self.take_refusals(socket);
+                }
+                Err(error) => {
+                    log::debug!("recv: {error}");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Ends the connections the socket's queued ICMP refusals name.
+    fn take_refusals(&mut self, socket: &Datapath) {
+        for refusal in socket.take_refusals() {
+            for index in self.endpoint.refused_connections(&refusal) {
+                if let Some((probe, _)) = self.active.get_mut(&index) {
+                    probe.refuse();
+                }
             }
         }
     }
@@ -360,8 +427,8 @@ impl Run {
         }
     }
 
-    /// Ends finished probes: their sockets are deregistered and dropped, and
-    /// their outcomes go to the feed unless another address is left to try.
+    /// Ends finished probes: their connection IDs are forgotten, and their
+    /// outcomes go to the feed unless another address is left to try.
     fn collect_finished(&mut self, feed: &mut dyn JobFeed) -> io::Result<()> {
         let finished: Vec<usize> = self
             .active
@@ -373,7 +440,7 @@ impl Run {
             let Some((mut probe, fed)) = self.active.remove(&index) else {
                 continue;
             };
-            self.poll.registry().deregister(probe.socket_mut())?;
+            self.endpoint.remove(&probe.connection_key());
             let Some(mut outcome) = probe.take_outcome() else {
                 continue;
             };

@@ -89,6 +89,11 @@ impl FlightLog {
         }
     }
 
+    /// Whether any datagram of ours has left (the server answering proves one did).
+    pub fn sent_any(&self) -> bool {
+        self.client_initial.datagrams > 0 || self.heard_from_server || self.complete
+    }
+
     pub fn on_received(&mut self, bytes: usize, kind: Received) {
         if self.complete {
             return;

@@ -1,13 +1,14 @@
-//! The open-file limit: each connection in flight holds a UDP socket, so a
-//! run of many at once needs as many descriptors. The soft limit (often
+//! The open-file limit. Connections share the run's sockets, but with
+//! `--qlog-dir` each connection in flight holds its qlog file open, so a run
+//! of many at once needs as many descriptors. The soft limit (often
 //! 1,024) is raised to the hard one, as servers do at start; when even the
 //! hard limit is too low, the person is told before connections fail one by
 //! one with "Too many open files".
 
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 
-/// Descriptors a run needs besides its connections' sockets: stdio, the
-/// poll, its waker, resolver threads' sockets, files being written.
+/// Descriptors a run needs besides its connections' files: stdio, the
+/// poll, its waker, the shared sockets, files being written.
 const OVERHEAD: u64 = 64;
 
 /// What the limit came to, for the caller to log or warn about.

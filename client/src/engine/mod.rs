@@ -8,6 +8,7 @@ pub mod client_identity;
 pub(crate) mod compression;
 pub mod config;
 pub(crate) mod datapath;
+pub(crate) mod endpoint;
 pub mod event_loop;
 pub mod fingerprint;
 pub mod flights;

@@ -54,7 +54,7 @@ impl Probe {
             .request_error
             .clone_from(&self.request_error);
         outcome.application.write_error = self.write_error();
-        outcome.peer.local_addr = Some(self.local);
+        outcome.peer.local_addr = Some(self.local_addr());
         outcome.peer.transport_parameters = self
             .conn
             .peer_transport_params()

@@ -1,18 +1,18 @@
-//! One connection attempt: a quiche client connection on its own UDP
-//! socket, the stages it reached, the verdict on the server's chain, and how
+//! One connection attempt: a quiche client connection on the run's shared
+//! UDP socket (see `engine::endpoint`), the stages it reached, the verdict on the server's chain, and how
 //! it ended. The event loop drives it; it never blocks.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use mio::net::UdpSocket;
 use quicprobe_verifier::{CheckedChain, PeerName};
 
 use crate::engine::datapath::{self, Batch, DatagramSource, Datapath, Scratch, SendSpace};
+use crate::engine::endpoint::ConnectionKey;
 use crate::engine::flights::{self, FlightLog};
 use crate::engine::handshake::{ConnectionStart, KeysDropped, Stage, StageEvent};
 use crate::engine::outcome::Outcome;
@@ -111,8 +111,15 @@ impl ProbeSettings {
 pub struct Probe {
     pub target: Target,
     pub addr: SocketAddr,
-    datapath: Datapath,
+    /// The run's socket for this address family, shared with every probe of it.
+    datapath: Arc<Datapath>,
+    /// The socket's bound address (unspecified IP): what quiche knows as
+    /// our end of the path, the same for every datagram.
     local: SocketAddr,
+    /// Our address as the server's datagrams name it, for the report.
+    local_ip_seen: Option<IpAddr>,
+    /// Why our first flight could not be sent (no route to the address).
+    start_error: Option<io::Error>,
     conn: quiche::Connection,
     peer_name: PeerName,
     /// The run's settings, shared by every probe of it.
@@ -135,6 +142,7 @@ pub struct Probe {
     /// frame is seen.
     qlog_to_file: bool,
     scid_hex: String,
+    scid: ConnectionKey,
     flights: FlightLog,
     /// When the held connection is closed, once the request is done.
     hold_until: Option<Instant>,
@@ -148,20 +156,17 @@ pub struct Probe {
 }
 
 impl Probe {
-    /// Opens the socket and creates the quiche connection. Nothing is sent yet.
+    /// Creates the quiche connection, on the run's socket for `addr`'s
+    /// family. Nothing is sent yet.
     pub fn start(
         target: Target,
         addr: SocketAddr,
         config: &mut quiche::Config,
         settings: &Arc<ProbeSettings>,
+        datapath: Arc<Datapath>,
     ) -> io::Result<Self> {
-        let socket = bind_local(addr, settings.local_ports)?;
-        // Connected, so that an ICMP port unreachable comes back as ECONNREFUSED.
-        socket.connect(addr)?;
-        let datapath = Datapath::new(socket)?;
         let local = datapath.local_addr()?;
-        log::info!("  Trying {addr}... (UDP, from {local})");
-        log::info!("{}", datapath.describe());
+        log::info!("  Trying {addr}... (UDP, from port {})", local.port());
         let scid = random_connection_id()?;
         let sni = settings.sni.clone().or_else(|| target.default_sni());
         log::info!(
@@ -189,6 +194,8 @@ impl Probe {
             addr,
             datapath,
             local,
+            local_ip_seen: None,
+            start_error: None,
             conn,
             settings: Arc::clone(settings),
             sni,
@@ -204,6 +211,7 @@ impl Probe {
             handshake_done: handshake_done.clone(),
             qlog_to_file: false,
             scid_hex: hex(&scid),
+            scid,
             flights: FlightLog::default(),
             hold_until: None,
             last_received: started,
@@ -251,9 +259,28 @@ impl Probe {
         self.hold_until.map_or(wakeup, |until| wakeup.min(until))
     }
 
-    /// The socket, for registering with the poll.
-    pub fn socket_mut(&mut self) -> &mut UdpSocket {
-        self.datapath.socket_mut()
+    /// The connection ID the server's datagrams are addressed to.
+    pub fn connection_key(&self) -> ConnectionKey {
+        self.scid
+    }
+
+    /// An ICMP port unreachable came back for this connection's address.
+    pub fn refuse(&mut self) {
+        self.phase.refused();
+    }
+
+    /// Why the first flight could not leave at all (e.g. no route to an
+    /// IPv6 address), once: the address is then treated as one that cannot
+    /// be used, and the next is tried.
+    pub fn take_start_error(&mut self) -> Option<io::Error> {
+        self.start_error.take()
+    }
+
+    /// Our end of the connection for the report: the address the server
+    /// sent to once it has, the bound one before.
+    fn local_addr(&self) -> SocketAddr {
+        self.local_ip_seen
+            .map_or(self.local, |ip| SocketAddr::new(ip, self.local.port()))
     }
 
     /// Fires quiche's timer if it is due.
@@ -411,7 +438,10 @@ impl DatagramSource for Probe {
     fn transmit(&mut self, batch: &Batch<'_>) {
         match self.datapath.send(self.addr, batch.contents, batch.segment) {
             Ok(()) => batch.lengths().for_each(|len| self.flights.on_sent(len)),
-            Err(error) if error.kind() == io::ErrorKind::ConnectionRefused => {
+            // Nothing ever left: the address cannot be reached from here.
+            Err(error) if !self.flights.sent_any() && error.kind() != io::ErrorKind::WouldBlock => {
+                log::debug!("{}: first send: {error}", self.addr);
+                self.start_error = Some(error);
                 self.phase.refused();
             }
             // A full buffer loses the datagrams; QUIC recovers.
@@ -421,34 +451,11 @@ impl DatagramSource for Probe {
     }
 }
 
-fn random_connection_id() -> io::Result<Vec<u8>> {
+fn random_connection_id() -> io::Result<ConnectionKey> {
     use ring::rand::SecureRandom;
-    let mut id = vec![0u8; quiche::MAX_CONN_ID_LEN];
+    let mut id = [0u8; crate::engine::endpoint::CONNECTION_ID_LEN];
     ring::rand::SystemRandom::new()
         .fill(&mut id)
         .map_err(|_| io::Error::other("no randomness"))?;
     Ok(id)
-}
-
-/// A socket of the target's family, on a port of `--local-port` if given.
-fn bind_local(target: SocketAddr, ports: Option<(u16, u16)>) -> io::Result<UdpSocket> {
-    let any: std::net::IpAddr = if target.is_ipv4() {
-        std::net::Ipv4Addr::UNSPECIFIED.into()
-    } else {
-        std::net::Ipv6Addr::UNSPECIFIED.into()
-    };
-    let Some((first, last)) = ports else {
-        return datapath::bind_udp(SocketAddr::new(any, 0), None);
-    };
-    let mut last_error = io::Error::other("empty --local-port range");
-    for port in first..=last {
-        match datapath::bind_udp(SocketAddr::new(any, port), None) {
-            Ok(socket) => return Ok(socket),
-            Err(error) => last_error = error,
-        }
-    }
-    Err(io::Error::new(
-        last_error.kind(),
-        format!("--local-port {first}-{last}: no free port ({last_error})"),
-    ))
 }

@@ -2,41 +2,30 @@
 //! version negotiation traced only when quiche takes them, loss recovery
 //! noted.
 
-use std::io;
 use std::time::Instant;
 
 use quicprobe_verifier::VerdictSlot;
 
 use super::tls::version_name;
 use super::Probe;
-use crate::engine::datapath::{Scratch, SendSpace};
+use crate::engine::datapath::{Arrival, SendSpace};
 use crate::engine::flights::Received;
 use crate::engine::handshake::Stage;
 
 impl Probe {
-    /// Reads every datagram waiting on the socket into quiche, a batch per
-    /// system call.
-    pub fn recv_all(&mut self, slot: &VerdictSlot, scratch: &mut Scratch) {
-        loop {
-            match self.datapath.recv_batch(scratch) {
-                Ok(filled) => {
-                    let (datagrams, space) = scratch.received_and_send_space(filled);
-                    for (_, datagram) in datagrams {
-                        self.recv_datagram(datagram, slot);
-                        self.answer_during_handshake(space);
-                    }
-                }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
-                Err(error) if error.kind() == io::ErrorKind::ConnectionRefused => {
-                    self.phase.refused();
-                    return;
-                }
-                Err(error) => {
-                    log::debug!("{}: recv: {error}", self.addr);
-                    return;
-                }
-            }
+    /// Takes one datagram the run's socket received for this connection,
+    /// and during the handshake answers it at once (see below).
+    pub fn receive(&mut self, arrival: Arrival<'_>, slot: &VerdictSlot, space: &mut SendSpace) {
+        // As the connected socket of old did: only the server's address counts.
+        let from_server =
+            arrival.from.ip() == self.addr.ip() && arrival.from.port() == self.addr.port();
+        if !from_server {
+            log::debug!("{}: datagram from {} ignored", self.addr, arrival.from);
+            return;
         }
+        self.local_ip_seen = arrival.to.or(self.local_ip_seen);
+        self.recv_datagram(arrival.datagram, slot);
+        self.answer_during_handshake(space);
     }
 
     /// Until the handshake is complete, what quiche has to send goes out
