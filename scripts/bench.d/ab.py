@@ -1,17 +1,20 @@
 #!/usr/bin/env python3
-"""Back to back: the client CPU of two quicprobe binaries, BEFORE and AFTER a
-change, in interleaved rounds against one lab server (BEFORE's, so that the
-server is the same for both). Each round runs, for each binary in turn (the
-order alternates round by round):
-  - sequential handshakes (`connect --repeat N`), client CPU per handshake;
+"""Back to back: the CPU of two quicprobe binaries, BEFORE and AFTER a change,
+in interleaved rounds. With `--vary client` (the default) both clients run
+against one lab server (BEFORE's), and the client's CPU is measured; with
+`--vary lab` each binary serves as the lab, one BEFORE client runs against
+both, and the lab's CPU is measured. Each round runs, for each binary in turn
+(the order alternates round by round):
+  - sequential handshakes (`connect --repeat N`), CPU per handshake;
   - concurrent handshakes (`connect --repeat M --concurrency K`), the same;
-  - a download (`get -o /dev/null` of S bytes over hq-interop), client CPU per GB;
-  - `connect --hold` of H idle connections at once, their peak RSS per connection.
+  - a download (`get -o /dev/null` of S bytes over hq-interop), CPU per GB;
+  - (client only) `connect --hold` of H idle connections at once, the client's
+    peak RSS per connection.
 Prints one JSON object: per measure and binary the median and min-max, and the
 ratio AFTER/BEFORE round by round with its median. Speed is never asserted.
 
-Usage: scripts/bench.d/ab.py BEFORE AFTER [--rounds R] [--sequential N]
-           [--concurrent M --in-flight K] [--download BYTES] [--held H]
+Usage: scripts/bench.d/ab.py BEFORE AFTER [--vary client|lab] [--rounds R]
+           [--sequential N] [--concurrent M --in-flight K] [--download BYTES] [--held H]
 """
 
 import argparse
@@ -26,14 +29,23 @@ from cases.bulk import quicprobe_get  # noqa: E402
 from harness import ROOTS, SCENARIO, Failed, Server, free_port, last_json, run  # noqa: E402
 
 
-def handshakes(binary: str, port: int, n: int, k: int) -> float:
+def handshakes(binary: str, server: Server, port: int, n: int, k: int) -> dict:
+    """CPU ms per handshake: the client's and the server's."""
     cmd = [binary, "-q", "connect", "--alpn", "hq-interop", "--repeat", n, "--concurrency", k, "--json",
            "--cacert", ROOTS, "--resolve", f"localhost:{port}:127.0.0.1", f"localhost:{port}"]
+    cpu0 = server.cpu_s()
     r = run(cmd, timeout=120)
+    server_cpu = server.cpu_s() - cpu0
     d = last_json(r["stdout"])
     if d.get("successes") != n:
         raise Failed(f"{binary}: {d.get('successes')}/{n} handshakes: {r['stderr'][-300:]}")
-    return r["cpu_s"] / n * 1000
+    return {"client": r["cpu_s"] / n * 1000, "lab": server_cpu / n * 1000}
+
+
+def download(binary: str, server: Server, port: int, size: int) -> dict:
+    """CPU s per GB: the client's and the server's."""
+    d = quicprobe_get(server, port, size, binary)[1]()
+    return {"client": d["client_cpu_s_per_gb"], "lab": d["server_cpu_s_per_gb"]}
 
 
 def held_rss(binary: str, port: int, held: int) -> float:
@@ -57,6 +69,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("before")
     parser.add_argument("after")
+    parser.add_argument("--vary", choices=["client", "lab"], default="client")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--sequential", type=int, default=200)
     parser.add_argument("--concurrent", type=int, default=2000)
@@ -65,33 +78,48 @@ def main() -> None:
     parser.add_argument("--held", type=int, default=1000)
     args = parser.parse_args()
     binaries = {"before": args.before, "after": args.after}
-    port = free_port()
     with tempfile.TemporaryDirectory() as logs:
-        server = Server("lab", [args.before, "-q", "serve", "--scenario", SCENARIO,
-                                "--listen", f"127.0.0.1:{port}"], Path(logs))
         try:
-            results = rounds(args, binaries, server, port)
+            labs = start_labs(args, binaries, Path(logs))
+            results = rounds(args, binaries, labs)
         finally:
-            server.stop()
+            Server.stop_all()
     print(json.dumps(results, indent=1))
 
 
-def rounds(args, binaries: dict, server: Server, port: int) -> dict:
+def start_labs(args, binaries: dict, logs: Path) -> dict:
+    """The lab each side runs against: one for both (BEFORE's) when the
+    clients vary, each binary's own when the labs do."""
+    def lab(binary: str, name: str) -> tuple[Server, int]:
+        port = free_port()
+        cmd = [binary, "-q", "serve", "--scenario", SCENARIO, "--listen", f"127.0.0.1:{port}"]
+        return Server(name, cmd, logs), port
+    if args.vary == "client":
+        shared = lab(args.before, "lab")
+        return {"before": shared, "after": shared}
+    return {which: lab(binary, f"lab-{which}") for which, binary in binaries.items()}
+
+
+def rounds(args, binaries: dict, labs: dict) -> dict:
+    side = args.vary
+    # The binary that runs as the client for each side.
+    client = binaries if side == "client" else {"before": args.before, "after": args.before}
     measures = {
-        "sequential_cpu_ms_per_handshake": lambda b: handshakes(b, port, args.sequential, 1),
-        "concurrent_cpu_ms_per_handshake": lambda b: handshakes(b, port, args.concurrent, args.in_flight),
-        "download_cpu_s_per_gb": lambda b: quicprobe_get(server, port, args.download, b)[1]()[
-            "client_cpu_s_per_gb"],
-        "held_peak_rss_kib_per_connection": lambda b: held_rss(b, port, args.held),
+        "sequential_cpu_ms_per_handshake": lambda w: handshakes(client[w], *labs[w], args.sequential, 1)[side],
+        "concurrent_cpu_ms_per_handshake": lambda w: handshakes(
+            client[w], *labs[w], args.concurrent, args.in_flight)[side],
+        "download_cpu_s_per_gb": lambda w: download(client[w], *labs[w], args.download)[side],
     }
+    if side == "client":
+        measures["held_peak_rss_kib_per_connection"] = lambda w: held_rss(client[w], labs[w][1], args.held)
     values = {m: {"before": [], "after": []} for m in measures}
     for round_number in range(args.rounds):
         order = ["before", "after"] if round_number % 2 == 0 else ["after", "before"]
         for name, measure in measures.items():
             for which in order:
-                values[name][which].append(measure(binaries[which]))
+                values[name][which].append(measure(which))
         print(f"round {round_number + 1}/{args.rounds} done", file=sys.stderr)
-    results = {"binaries": binaries, "rounds": args.rounds}
+    results = {"binaries": binaries, "vary": side, "cpu_of": side, "rounds": args.rounds}
     for name, by_binary in values.items():
         ratios = [a / b for a, b in zip(by_binary["after"], by_binary["before"])]
         results[name] = {

@@ -34,6 +34,11 @@ pub struct LabServer {
     connection_id_key: hmac::Key,
     token_key: hmac::Key,
     connections: HashMap<Vec<u8>, LabConnection>,
+    /// The connections that received a datagram or fired a timer since the
+    /// last flush: only they can have something new to send. (Flushing all
+    /// of them on every wake-up cost the lab 1.4-1.8x CPU per handshake at
+    /// 200 in flight once clients answered each datagram.)
+    touched: Vec<Vec<u8>>,
 }
 
 const SOCKET: Token = Token(0);
@@ -58,6 +63,7 @@ impl LabServer {
             connection_id_key: random_hmac_key()?,
             token_key: random_hmac_key()?,
             connections: HashMap::new(),
+            touched: Vec::new(),
         };
         server.poll.registry().register(
             server.datapath.socket_mut(),
@@ -104,10 +110,18 @@ impl LabServer {
     }
 
     fn fire_timers(&mut self) {
-        for connection in self.connections.values_mut() {
+        for (key, connection) in self.connections.iter_mut() {
             if connection.conn.timeout() == Some(Duration::ZERO) {
                 connection.conn.on_timeout();
+                self.touched.push(key.clone());
             }
+        }
+    }
+
+    fn touch(&mut self, key: &[u8]) {
+        // A burst of datagrams for one connection is noted once.
+        if self.touched.last().map(Vec::as_slice) != Some(key) {
+            self.touched.push(key.to_vec());
         }
     }
 
@@ -174,6 +188,7 @@ impl LabServer {
             log::debug!("lab: {from}: recv: {error}");
         }
         connection.after_recv(on_event);
+        self.touch(&key);
     }
 
     /// Connection IDs derived from the client's first DCID, so that a
@@ -271,17 +286,25 @@ impl LabServer {
         context.sign().as_ref()[..32].to_vec()
     }
 
-    /// Sends what every connection has to send, datagrams of one size
+    /// Sends what each touched connection has to send, datagrams of one size
     /// together in one GSO send.
     fn flush_sends(&mut self, scratch: &mut Scratch) {
         let max_segments = self.datapath.max_segments();
-        for connection in self.connections.values_mut() {
+        let mut touched = std::mem::take(&mut self.touched);
+        touched.sort_unstable();
+        touched.dedup();
+        for key in touched.drain(..) {
+            let Some(connection) = self.connections.get_mut(&key) else {
+                continue;
+            };
             let mut source = LabSource {
                 connection,
                 datapath: &self.datapath,
             };
             datapath::send_all(&mut source, scratch.send_space(), max_segments);
         }
+        // Empty again; its capacity is kept for the next turn.
+        self.touched = touched;
     }
 
     /// A Retry or a version negotiation: one datagram.
