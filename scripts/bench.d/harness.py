@@ -63,9 +63,12 @@ def die_with_parent() -> None:
     _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def free_port() -> int:
+def free_port(address: str = "127.0.0.1") -> int:
+    """A UDP port free on `address` (a loopback address: 127.x.y.z)."""
+    if not address.startswith("127."):
+        raise ValueError(f"not a loopback address: {address}")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((address, 0))
         return s.getsockname()[1]
 
 
@@ -73,21 +76,30 @@ def cmdline(cmd: list) -> str:
     return shlex.join(str(c) for c in cmd).replace(str(ROOT) + "/", "")
 
 
-def run(cmd: list, timeout: float, env: dict | None = None) -> dict:
+def run(cmd: list, timeout: float, env: dict | None = None, stdout_path: Path | None = None,
+        watch=None, watch_every: float = 0.025) -> dict:
     """Runs a client to its end (killed after `timeout` s) and returns its
-    stdout, exit code, wall time and own CPU time (wait4)."""
+    stdout, exit code, wall time and own CPU time (wait4). With `stdout_path`
+    its stdout goes to that file instead (and "stdout" is empty); `watch(pid)`
+    is called every `watch_every` s while it runs (to sample /proc/PID)."""
     cmd = [str(c) for c in cmd]
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with (open(stdout_path, "wb") if stdout_path else tempfile.TemporaryFile()) as out, \
+            tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         child = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT, env=env, preexec_fn=die_with_parent)
         deadline = start + timeout
+        next_watch = start
         try:
             while True:
                 pid, status, usage = os.wait4(child.pid, os.WNOHANG)
                 if pid:
                     break
-                if time.perf_counter() > deadline:
+                now = time.perf_counter()
+                if now > deadline:
                     raise Failed(f"timed out after {timeout:.0f} s: {cmdline(cmd)}")
+                if watch and now >= next_watch:
+                    watch(child.pid)
+                    next_watch = now + watch_every
                 time.sleep(0.002)
         except BaseException:  # a timeout, or this script being stopped
             child.kill()
@@ -96,14 +108,17 @@ def run(cmd: list, timeout: float, env: dict | None = None) -> dict:
             raise
         wall = time.perf_counter() - start
         child.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
         err.seek(0)
+        if not stdout_path:
+            out.seek(0)
         return {
             "rc": child.returncode,
-            "stdout": out.read().decode(errors="replace"),
+            "stdout": "" if stdout_path else out.read().decode(errors="replace"),
             "stderr": err.read().decode(errors="replace")[-2000:],
             "wall_s": wall,
             "cpu_s": usage.ru_utime + usage.ru_stime,
+            "user_s": usage.ru_utime,
+            "sys_s": usage.ru_stime,
             "maxrss_kib": usage.ru_maxrss,
         }
 
@@ -128,6 +143,13 @@ def proc_rss_kib(pid: int) -> dict:
         if key in ("VmRSS", "RssAnon", "RssFile"):
             values[key] = int(rest.split()[0])
     return values
+
+
+def udp_rcvbuf_errors() -> int:
+    """The machine's count of UDP datagrams dropped for a full receive buffer
+    (RcvbufErrors in /proc/net/snmp): every process's, so read around a run."""
+    lines = [l.split() for l in Path("/proc/net/snmp").read_text().splitlines() if l.startswith("Udp:")]
+    return int(lines[1][lines[0].index("RcvbufErrors")])
 
 
 class Server:
@@ -178,10 +200,11 @@ class Server:
             server.stop()
 
 
-def lab_server(logdir: Path, name: str = "lab", quiet: bool = True) -> tuple[Server, int]:
-    port = free_port()
+def lab_server(logdir: Path, name: str = "lab", quiet: bool = True,
+               address: str = "127.0.0.1") -> tuple[Server, int]:
+    port = free_port(address)
     cmd = [QUICPROBE] + (["-q"] if quiet else []) + [
-        "serve", "--scenario", SCENARIO, "--listen", f"127.0.0.1:{port}"]
+        "serve", "--scenario", SCENARIO, "--listen", f"{address}:{port}"]
     return Server(name, cmd, logdir), port
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 def num(v, unit: str = "") -> str:
     if v is None:
         return "—"
+    if v == 0:
+        return "0" + unit
     a = abs(v)
     if float(v).is_integer() and a >= 1:
         return f"{v:,.0f}{unit}"
@@ -85,6 +87,15 @@ class Doc:
             "|---|---|",
         ]
         lines += [f"| {k} | {val} |" for k, val in v.items()]
+        for p in self.d.get("partial_runs", []):
+            cases = ",".join(p["cases"])
+            lines += ["", f"Case{'s' if len(p['cases']) > 1 else ''} `{cases}`: run of {p['date']} "
+                          f"(`scripts/bench{' --quick' if self.d['mode'] == 'quick' else ''} --only {cases}`, "
+                          f"{p['duration_seconds'] // 60} min {p['duration_seconds'] % 60} s; load average at start "
+                          f"/ end {' '.join(map(str, p['load_average_at_start']))} / "
+                          f"{' '.join(map(str, p['load_average_at_end']))}; quicprobe "
+                          f"{' '.join(p['quicprobe'].split())}), merged into this run's results: its tables are "
+                          f"that run's, the others this one's."]
         return "\n".join(lines)
 
     def targets(self) -> str:
@@ -93,6 +104,9 @@ class Doc:
         for t in self.d["targets"]:
             if t["unit"] == "×":
                 measured = "; ".join(f"{num(v)}× ({k})" for k, v in t["measured"].items())
+            elif t["unit"] == "mixed":  # each value its own unit, named by its label
+                measured = "; ".join(f"{k} {num(v) if v else '0'}{t['units'][k]}" for k, v in t["measured"].items()
+                                     if v is not None)
             else:
                 measured = "; ".join(num(v, " " + t["unit"]) for v in t["measured"].values())
             measured = measured or t.get("note", "—")
@@ -251,6 +265,74 @@ class Doc:
                       f"= (VmRSS with {n} held − VmRSS with 1 held) / {n - 1}, run by run."]
         return "\n".join(lines)
 
+    def scan(self) -> str:
+        rs, rc = "scan/lab/quicprobe-scan", "scan/lab/quicprobe-connect-repeat"
+        e = self.by_id.get(rs)
+        if not e:
+            return "Not measured in this run (`scripts/bench --only scan` measures it alone)."
+        rb = "scan/lab/quicprobe-scan-connect-order"
+        clients = [(rid, label) for rid, label in ((rs, "`scan`"), (rc, "`connect --repeat`"),
+                                                    (rb, "`scan`, targets in `connect`'s order"))
+                   if rid in self.by_id]
+        lines = [f"{e['targets']:,} targets at {e['in_flight']:,} in flight against {e['servers']} lab servers "
+                 f"({', '.join(e['endpoints'])}), each `connect --repeat` target {e['targets'] // e['servers']:,} "
+                 "times.", "",
+                 "| client | targets/s | wall s | client CPU ms / target | its user / sys s | client CPU / wall "
+                 "| server CPU ms / target | handshake ms (median of medians) | p90 ms | HANDSHAKE_DONE at, ms "
+                 "| UDP receive drops | targets failed | runs ok |",
+                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for rid, label in clients:
+            lines.append(
+                f"| {label} | {spread(self.s(rid, 'targets_per_second'))} | {spread(self.s(rid, 'wall_s'))} | "
+                f"{spread(self.s(rid, 'client_cpu_ms_per_target'))} | {num(self.med(rid, 'client_user_s'))} / "
+                f"{num(self.med(rid, 'client_sys_s'))} | {spread(self.s(rid, 'client_cpu_share'), ' %', 100)} | "
+                f"{spread(self.s(rid, 'server_cpu_ms_per_target'))} | {num(self.med(rid, 'median_handshake_ms'))} | "
+                f"{num(self.med(rid, 'p90_handshake_ms'))} | {num(self.med(rid, 'median_handshake_done_ms'))} | "
+                f"{spread(self.s(rid, 'udp_rcvbuf_errors'))} | "
+                f"{sum(r.get('failed', 0) for r in self.by_id[rid]['runs'] if not r.get('error'))} | {self.ok(rid)} |")
+        lines += ["", "| client | peak RSS MiB (VmHWM) | highest VmRSS sampled, MiB | open fds at the first sample | "
+                      "most open fds | fd growth over the steady state | VmRSS growth over it, MiB |",
+                  "|---|---|---|---|---|---|---|"]
+        for rid, label in clients:
+            growth = [r["fd_growth"] for r in self.by_id[rid]["runs"] if r.get("fd_growth") is not None]
+            lines.append(
+                f"| {label} | {spread(self.s(rid, 'peak_rss_mib'))} | {spread(self.s(rid, 'sampled_max_vmrss_mib'))} | "
+                f"{spread(self.s(rid, 'fds_first'))} | {spread(self.s(rid, 'fds_max'))} | "
+                f"{', '.join(map(str, growth)) + ' (run by run)' if growth else '— (no progress to sample)'} | "
+                f"{spread(self.s(rid, 'rss_growth_mib'))} |")
+        r = self.ratios.get("scan/lab/scan-over-connect-repeat")
+        row = next((t for t in self.d["targets"] if t["measure"].startswith("`scan`")), None)
+        if row and row["measured"]:
+            m = row["measured"]
+
+            def verdict(ok: bool | None) -> str:
+                return "—" if ok is None else "yes" if ok else "**no**"
+            lines += ["", "| target | measured | met |", "|---|---|---|",
+                      f"| peak RSS ≤ 64 MiB | {spread(self.s(rs, 'peak_rss_mib'), ' MiB')} | "
+                      f"{verdict(None if m['peak RSS'] is None else m['peak RSS'] <= 64)} |",
+                      f"| no fd growth | most over the runs: {m['fd growth']} | "
+                      f"{verdict(None if m['fd growth'] is None else m['fd growth'] <= 0)} |",
+                      f"| rate ≥ 0.8× `connect --repeat`'s | {ratio_text(r)} | "
+                      f"{verdict(None if m['rate'] is None else m['rate'] >= 0.8)} |",
+                      f"| every target succeeds | {m['targets failed']} failed{row['units']['targets failed']} | "
+                      f"{verdict(m['targets failed'] == 0)} |"]
+        rbo = self.ratios.get("scan/lab/scan-in-connect-order-over-connect-repeat")
+        if rbo:
+            lines += ["", f"The scan of the same targets in `connect --repeat`'s order (each server's share in "
+                          f"turn): {ratio_text(rbo)} `connect --repeat`'s rate. HANDSHAKE_DONE at: the median time "
+                          "from the ClientHello to the server's HANDSHAKE_DONE, when the target's slot frees (the "
+                          "handshake ms end at the client's Finished)."]
+        rcpu = self.ratios.get("scan/lab/connect-repeat-cpu-over-scan-cpu")
+        if rcpu:
+            lines += ["", f"Client CPU per target, `connect --repeat`'s over the scan's: {ratio_text(rcpu)}, the "
+                          "rate ratio where the client's own CPU is what bounds both."]
+        soft = self.med(rs, "client_soft_nofile")
+        lines += ["", f"Open files: this machine's limits are soft {e['nofile_soft']:,}, hard {e['nofile_hard']:,} "
+                      f"(`ulimit -Sn`, `ulimit -Hn`); quicprobe raises its soft limit toward the hard one only when "
+                      f"the connections in flight plus 64 need more, so during the scan it was "
+                      f"{num(soft) if soft else '—'} (/proc/PID/limits)."]
+        return "\n".join(lines)
+
     def verifier(self) -> str:
         lines = [
             "| chain | quicprobe `verify` µs | quicprobe `analyse` µs | aioquic µs | aioquic / quicprobe `verify` |",
@@ -340,6 +422,7 @@ BLOCKS = {
     "bulk": Doc.bulk,
     "memory": Doc.memory,
     "verifier": Doc.verifier,
+    "scan": Doc.scan,
     "ratios": Doc.ratios_block,
     "profiles": Doc.profiles,
     "commands": Doc.commands,
