@@ -9,12 +9,14 @@ both, and the lab's CPU is measured. Each round runs, for each binary in turn
   - concurrent handshakes (`connect --repeat M --concurrency K`), the same;
   - a download (`get -o /dev/null` of S bytes over hq-interop), CPU per GB;
   - (client only) `connect --hold` of H idle connections at once, the client's
-    peak RSS per connection.
+    peak RSS per connection;
+  - (client only, with --scan T) `scan` of T targets at K in flight, CPU per target.
 Prints one JSON object: per measure and binary the median and min-max, and the
 ratio AFTER/BEFORE round by round with its median. Speed is never asserted.
 
 Usage: scripts/bench.d/ab.py BEFORE AFTER [--vary client|lab] [--rounds R]
            [--sequential N] [--concurrent M --in-flight K] [--download BYTES] [--held H]
+           [--scan T]
 """
 
 import argparse
@@ -61,6 +63,18 @@ def held_rss(binary: str, port: int, held: int) -> float:
     return r["maxrss_kib"] / held
 
 
+def scan(binary: str, port: int, targets: int, k: int, logs: Path) -> float:
+    """The client's CPU ms per target of a scan (every line to the one lab)."""
+    lines = logs / f"targets-{targets}.txt"
+    lines.write_text(f"127.0.0.1:{port} localhost\n" * targets)
+    cmd = [binary, "scan", "--targets", lines, "--concurrency", k, "--alpn", "hq-interop", "--cacert", ROOTS]
+    r = run(cmd, timeout=300)
+    ok = r["stdout"].count('"outcome":"ok"')
+    if r["rc"] not in (0, 1) or ok < targets:
+        raise Failed(f"{binary}: scan exit {r['rc']}, {ok}/{targets} ok: {r['stderr'][-300:]}")
+    return r["cpu_s"] / targets * 1000
+
+
 def summary(values: list) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": values}
 
@@ -76,12 +90,13 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=200)
     parser.add_argument("--download", type=int, default=256 << 20)
     parser.add_argument("--held", type=int, default=1000)
+    parser.add_argument("--scan", type=int, default=0)
     args = parser.parse_args()
     binaries = {"before": args.before, "after": args.after}
     with tempfile.TemporaryDirectory() as logs:
         try:
             labs = start_labs(args, binaries, Path(logs))
-            results = rounds(args, binaries, labs)
+            results = rounds(args, binaries, labs, Path(logs))
         finally:
             Server.stop_all()
     print(json.dumps(results, indent=1))
@@ -100,7 +115,7 @@ def start_labs(args, binaries: dict, logs: Path) -> dict:
     return {which: lab(binary, f"lab-{which}") for which, binary in binaries.items()}
 
 
-def rounds(args, binaries: dict, labs: dict) -> dict:
+def rounds(args, binaries: dict, labs: dict, logs: Path) -> dict:
     side = args.vary
     # The binary that runs as the client for each side.
     client = binaries if side == "client" else {"before": args.before, "after": args.before}
@@ -112,6 +127,8 @@ def rounds(args, binaries: dict, labs: dict) -> dict:
     }
     if side == "client":
         measures["held_peak_rss_kib_per_connection"] = lambda w: held_rss(client[w], labs[w][1], args.held)
+    if side == "client" and args.scan:
+        measures["scan_cpu_ms_per_target"] = lambda w: scan(client[w], labs[w][1], args.scan, args.in_flight, logs)
     values = {m: {"before": [], "after": []} for m in measures}
     for round_number in range(args.rounds):
         order = ["before", "after"] if round_number % 2 == 0 else ["after", "before"]

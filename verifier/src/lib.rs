@@ -20,6 +20,7 @@ mod hook;
 mod input;
 mod names;
 mod report;
+mod signatures;
 mod trust;
 mod verdict;
 mod x509_error;

@@ -39,6 +39,8 @@ const SOCKET_RECV_BUFFER: usize = 4 * 1024 * 1024;
 pub struct Datapath {
     socket: UdpSocket,
     state: &'static UdpSocketState,
+    /// Asked once: every connection on a shared socket wants it.
+    local: SocketAddr,
 }
 
 /// A non-blocking UDP socket bound to `addr`, its buffers asked to be
@@ -65,7 +67,12 @@ impl Datapath {
         {
             log::debug!("SO_RCVBUF {SOCKET_RECV_BUFFER}: {error}");
         }
-        Ok(Self { socket, state })
+        let local = socket.local_addr()?;
+        Ok(Self {
+            socket,
+            state,
+            local,
+        })
     }
 
     /// The socket, for registering with the poll.
@@ -91,8 +98,8 @@ impl Datapath {
         Self::new(socket)
     }
 
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.socket.local_addr()
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
     }
 
     /// curl -v's socket line: the buffers the kernel granted (it may give

@@ -53,7 +53,7 @@ impl LabServer {
         })?;
         let poll = Poll::new()?;
         let datapath = Datapath::new(socket)?;
-        let local = datapath.local_addr()?;
+        let local = datapath.local_addr();
         let mut server = Self {
             poll,
             datapath,

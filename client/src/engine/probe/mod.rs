@@ -165,7 +165,7 @@ impl Probe {
         settings: &Arc<ProbeSettings>,
         datapath: Arc<Datapath>,
     ) -> io::Result<Self> {
-        let local = datapath.local_addr()?;
+        let local = datapath.local_addr();
         log::info!("  Trying {addr}... (UDP, from port {})", local.port());
         let scid = random_connection_id()?;
         let sni = settings.sni.clone().or_else(|| target.default_sni());
