@@ -32,6 +32,8 @@ pub const RESOLVER_THREADS: usize = 4;
 
 /// How many of the slowest targets the summary names.
 const SLOWEST_SHOWN: usize = 5;
+/// How many connection times are held before the list is cut back.
+const TIMES_KEPT: usize = 256;
 
 /// A line of the targets file that names a target, or tries to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -276,7 +278,9 @@ pub struct ScanReport<'w> {
     /// Every outcome name, zero or not, so the summary's shape never changes.
     outcomes: BTreeMap<&'static str, usize>,
     bad_lines: usize,
-    /// (elapsed_ms, line, target) of every connection made.
+    /// (elapsed_ms, line, target) of the slowest connections so far: cut
+    /// back to the slowest few whenever it holds `TIMES_KEPT`, so that a long
+    /// scan's memory does not grow with its targets.
     times: Vec<(f64, usize, String)>,
     /// The earliest failing line in the file and its exit code.
     first_failure: Option<(usize, u8)>,
@@ -357,6 +361,9 @@ impl<'w> ScanReport<'w> {
             line.number,
             outcome.peer.target.clone(),
         ));
+        if self.times.len() >= TIMES_KEPT {
+            self.keep_slowest();
+        }
         let mut value = outcome.to_json();
         if let Some(object) = value.as_object_mut() {
             object.insert("line".into(), line.number.into());
@@ -365,9 +372,16 @@ impl<'w> ScanReport<'w> {
         self.write(value)
     }
 
+    /// The slowest `SLOWEST_SHOWN`, slowest first; a stable sort, so that of
+    /// equal times the earlier stays first, as if every time had been kept.
+    fn keep_slowest(&mut self) {
+        self.times.sort_by(|a, b| b.0.total_cmp(&a.0));
+        self.times.truncate(SLOWEST_SHOWN);
+    }
+
     /// Writes the summary object; returns the run's exit code.
     pub fn finish(mut self, elapsed: Duration) -> io::Result<u8> {
-        self.times.sort_by(|a, b| b.0.total_cmp(&a.0));
+        self.keep_slowest();
         let slowest: Vec<Value> = self
             .times
             .iter()
