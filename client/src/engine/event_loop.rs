@@ -248,8 +248,10 @@ struct Run {
     poll: Poll,
     events: Events,
     pending: VecDeque<FedJob>,
-    /// Each active probe's job, for trying its next address.
-    active: HashMap<usize, (Probe, FedJob)>,
+    /// Each active probe and its job, for trying its next address. Boxed:
+    /// a probe is about 1 KiB, and the table has up to twice as many slots
+    /// as probes, every one of them touched.
+    active: HashMap<usize, (Box<Probe>, FedJob)>,
     /// Addresses that refused, per job, before the one that answered.
     refused: HashMap<usize, Vec<SocketAddr>>,
     concurrency: usize,
@@ -300,7 +302,7 @@ impl Run {
             }
             self.endpoint
                 .add(probe.connection_key(), fed.index, probe.addr);
-            self.active.insert(fed.index, (probe, fed));
+            self.active.insert(fed.index, (Box::new(probe), fed));
         }
         Ok(())
     }

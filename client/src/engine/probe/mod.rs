@@ -120,7 +120,10 @@ pub struct Probe {
     local_ip_seen: Option<IpAddr>,
     /// Why our first flight could not be sent (no route to the address).
     start_error: Option<io::Error>,
-    conn: quiche::Connection,
+    /// Boxed: quiche's `Connection` is 8 KiB inline, and the event loop
+    /// keeps its probes in a hash table of about twice as many slots as
+    /// probes, whose touched pages cost more than the connection itself.
+    conn: Box<quiche::Connection>,
     peer_name: PeerName,
     /// The run's settings, shared by every probe of it.
     settings: Arc<ProbeSettings>,
@@ -181,6 +184,7 @@ impl Probe {
             addr,
             config,
         )
+        .map(Box::new)
         .map_err(|error| io::Error::other(format!("QUIC connect: {error}")))?;
         let started = Instant::now();
         let handshake_done = Arc::new(AtomicBool::new(false));

@@ -95,8 +95,14 @@ impl Probe {
             recv_bytes: stats.recv_bytes,
             recv_packets: stats.recv,
         };
+        let confirmed = stage == Stage::HandshakeDone;
         self.stages
             .push(StageEvent::new(stage, self.started.elapsed(), traffic));
+        if confirmed {
+            // A held connection keeps its stages to the end, and few come
+            // after this one: no room for twice as many (96 bytes each).
+            self.stages.shrink_to_fit();
+        }
     }
 }
 
