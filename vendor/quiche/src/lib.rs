@@ -7784,6 +7784,20 @@ impl<F: BufFactory> Connection<F> {
         self.handshake_completed
     }
 
+    /// Returns true if the connection handshake is confirmed.
+    ///
+    /// RFC 9001 §4.1.2: a server's handshake is confirmed when it completes;
+    /// a client's when it receives a HANDSHAKE_DONE frame. Until then a
+    /// client may be established ([`is_established()`]) but not confirmed.
+    ///
+    /// Added by quicprobe's vendored copy (vendor/quiche/PATCHES.md).
+    ///
+    /// [`is_established()`]: struct.Connection.html#method.is_established
+    #[inline]
+    pub fn is_handshake_confirmed(&self) -> bool {
+        self.handshake_confirmed
+    }
+
     /// Returns true if the connection is resumed.
     #[inline]
     pub fn is_resumed(&self) -> bool {

@@ -560,6 +560,35 @@ fn handshake_confirmation(
     assert!(pipe.server.handshake_confirmed);
 }
 
+// quicprobe's patch (vendor/quiche/PATCHES.md): the public accessor follows
+// RFC 9001 §4.1.2, a client is confirmed only once HANDSHAKE_DONE is read.
+#[test]
+fn is_handshake_confirmed_waits_for_handshake_done_on_the_client() {
+    let mut pipe = test_utils::Pipe::new("cubic").unwrap();
+
+    assert!(!pipe.client.is_handshake_confirmed());
+    assert!(!pipe.server.is_handshake_confirmed());
+
+    let flight = test_utils::emit_flight(&mut pipe.client).unwrap();
+    test_utils::process_flight(&mut pipe.server, flight).unwrap();
+    let flight = test_utils::emit_flight(&mut pipe.server).unwrap();
+    test_utils::process_flight(&mut pipe.client, flight).unwrap();
+
+    // The client's handshake is complete, HANDSHAKE_DONE not yet sent.
+    let flight = test_utils::emit_flight(&mut pipe.client).unwrap();
+    assert!(pipe.client.is_established());
+    assert!(!pipe.client.is_handshake_confirmed());
+
+    // The server confirms on completing, and sends HANDSHAKE_DONE.
+    test_utils::process_flight(&mut pipe.server, flight).unwrap();
+    assert!(pipe.server.is_handshake_confirmed());
+    let flight = test_utils::emit_flight(&mut pipe.server).unwrap();
+    assert!(!pipe.client.is_handshake_confirmed());
+
+    test_utils::process_flight(&mut pipe.client, flight).unwrap();
+    assert!(pipe.client.is_handshake_confirmed());
+}
+
 #[rstest]
 fn handshake_resumption(
     #[values("cubic", "bbr2_gcongestion")] cc_algorithm_name: &str,
