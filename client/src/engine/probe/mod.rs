@@ -5,7 +5,6 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -139,11 +138,6 @@ pub struct Probe {
     /// Where the probe stands: open, closing, refused or finished.
     phase: Phase,
     established_at: Option<Instant>,
-    handshake_done: Arc<AtomicBool>,
-    /// qlog is written to a file (`--qlog-dir`), so it must run to the end;
-    /// otherwise it is only our HANDSHAKE_DONE detector and stops once that
-    /// frame is seen.
-    qlog_to_file: bool,
     scid_hex: String,
     scid: ConnectionKey,
     flights: FlightLog,
@@ -187,7 +181,6 @@ impl Probe {
         .map(Box::new)
         .map_err(|error| io::Error::other(format!("QUIC connect: {error}")))?;
         let started = Instant::now();
-        let handshake_done = Arc::new(AtomicBool::new(false));
         let peer_name = settings
             .sni
             .as_deref()
@@ -212,8 +205,6 @@ impl Probe {
             checked: None,
             phase: Phase::Open,
             established_at: None,
-            handshake_done: handshake_done.clone(),
-            qlog_to_file: false,
             scid_hex: hex(&scid),
             scid,
             flights: FlightLog::default(),
@@ -225,7 +216,7 @@ impl Probe {
         };
         probe.offer_saved_session();
         probe.attach_keylog(settings.keylog.as_ref());
-        probe.attach_qlog(settings.qlog_dir.as_ref(), handshake_done);
+        probe.attach_qlog(settings.qlog_dir.as_ref());
         Ok(probe)
     }
 
@@ -336,7 +327,10 @@ impl Probe {
             return;
         }
         self.send_early_data();
-        let confirmed = self.handshake_done.load(Ordering::Relaxed);
+        // A client's handshake is confirmed by the HANDSHAKE_DONE frame and
+        // nothing else (RFC 9001 §4.1.2): quiche sets this as it reads the
+        // frame, in the `conn.recv` before this turn (vendor/quiche/PATCHES.md).
+        let confirmed = self.conn.is_handshake_confirmed();
         if confirmed && !self.stages.iter().any(|s| s.stage == Stage::HandshakeDone) {
             self.push_stage(Stage::HandshakeDone);
         }

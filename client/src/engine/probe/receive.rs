@@ -72,7 +72,6 @@ impl Probe {
         if let Err(error) = result {
             log::debug!("{}: quiche recv: {error}", self.addr);
         }
-        self.stop_qlog_once_confirmed();
         if self.conn.is_established() && self.established_at.is_none() {
             self.established_at = Some(Instant::now());
             self.note_loss_recovery();
