@@ -8,15 +8,16 @@ both, and the lab's CPU is measured. Each round runs, for each binary in turn
   - sequential handshakes (`connect --repeat N`), CPU per handshake;
   - concurrent handshakes (`connect --repeat M --concurrency K`), the same;
   - a download (`get -o /dev/null` of S bytes over hq-interop), CPU per GB;
-  - (client only) `connect --hold` of H idle connections at once, the client's
-    peak RSS per connection;
+  - (client only) memory per idle connection, as the bench's memory case
+    measures it: (VmRSS holding H − VmRSS holding 1) / (H − 1), against a
+    second lab that logs its handshakes;
   - (client only, with --scan T) `scan` of T targets at K in flight, CPU per target.
 Prints one JSON object: per measure and binary the median and min-max, and the
 ratio AFTER/BEFORE round by round with its median. Speed is never asserted.
 
 Usage: scripts/bench.d/ab.py BEFORE AFTER [--vary client|lab] [--rounds R]
            [--sequential N] [--concurrent M --in-flight K] [--download BYTES] [--held H]
-           [--scan T]
+           [--scan T] [--only MEASURE,...]
 """
 
 import argparse
@@ -28,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cases.bulk import quicprobe_get  # noqa: E402
+from cases.memory import holding  # noqa: E402
 from harness import ROOTS, SCENARIO, Failed, Server, free_port, last_json, run  # noqa: E402
 
 
@@ -50,17 +52,10 @@ def download(binary: str, server: Server, port: int, size: int) -> dict:
     return {"client": d["client_cpu_s_per_gb"], "lab": d["server_cpu_s_per_gb"]}
 
 
-def held_rss(binary: str, port: int, held: int) -> float:
-    """Peak RSS per connection of `held` idle connections held at once (the
-    process's whole peak, so its fixed part is shared among them)."""
-    cmd = [binary, "-q", "connect", "--alpn", "hq-interop", "--repeat", held, "--concurrency", held,
-           "--hold", "2", "--json", "--cacert", ROOTS, "--resolve", f"localhost:{port}:127.0.0.1",
-           f"localhost:{port}"]
-    r = run(cmd, timeout=120)
-    d = last_json(r["stdout"])
-    if d.get("successes") != held:
-        raise Failed(f"{binary}: {d.get('successes')}/{held} held: {r['stderr'][-300:]}")
-    return r["maxrss_kib"] / held
+def idle_kib_per_connection(binary: str, lab: Server, port: int, held: int) -> float:
+    many = holding(binary, lab, port, held)[1]()["vmrss_kib"]
+    one = holding(binary, lab, port, 1)[1]()["vmrss_kib"]
+    return (many - one) / (held - 1)
 
 
 def scan(binary: str, port: int, targets: int, k: int, logs: Path) -> float:
@@ -91,6 +86,7 @@ def main() -> None:
     parser.add_argument("--download", type=int, default=256 << 20)
     parser.add_argument("--held", type=int, default=1000)
     parser.add_argument("--scan", type=int, default=0)
+    parser.add_argument("--only", default="", help="measures to run, comma-separated (default: all)")
     args = parser.parse_args()
     binaries = {"before": args.before, "after": args.after}
     with tempfile.TemporaryDirectory() as logs:
@@ -111,7 +107,11 @@ def start_labs(args, binaries: dict, logs: Path) -> dict:
         return Server(name, cmd, logs), port
     if args.vary == "client":
         shared = lab(args.before, "lab")
-        return {"before": shared, "after": shared}
+        port = free_port()
+        # Not quiet: the memory measure waits for its handshake lines.
+        logging_lab = Server("lab-memory", [args.before, "serve", "--scenario", SCENARIO,
+                                            "--listen", f"127.0.0.1:{port}"], logs)
+        return {"before": shared, "after": shared, "memory": (logging_lab, port)}
     return {which: lab(binary, f"lab-{which}") for which, binary in binaries.items()}
 
 
@@ -126,9 +126,13 @@ def rounds(args, binaries: dict, labs: dict, logs: Path) -> dict:
         "download_cpu_s_per_gb": lambda w: download(client[w], *labs[w], args.download)[side],
     }
     if side == "client":
-        measures["held_peak_rss_kib_per_connection"] = lambda w: held_rss(client[w], labs[w][1], args.held)
+        measures["idle_kib_per_connection"] = lambda w: idle_kib_per_connection(
+            client[w], *labs["memory"], args.held)
     if side == "client" and args.scan:
         measures["scan_cpu_ms_per_target"] = lambda w: scan(client[w], labs[w][1], args.scan, args.in_flight, logs)
+    if args.only:
+        wanted = set(args.only.split(","))
+        measures = {name: measure for name, measure in measures.items() if name in wanted}
     values = {m: {"before": [], "after": []} for m in measures}
     for round_number in range(args.rounds):
         order = ["before", "after"] if round_number % 2 == 0 else ["after", "before"]

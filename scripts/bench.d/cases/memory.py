@@ -7,8 +7,53 @@ import os
 import subprocess
 import time
 
-from harness import (QUICPROBE, ROOT, ROOTS, Bench, Failed, cmdline, die_with_parent, lab_server,
+from harness import (QUICPROBE, ROOT, ROOTS, Bench, Failed, Server, cmdline, die_with_parent, lab_server,
                      proc_rss_kib, say, summarise)
+
+
+def holding(binary, lab: Server, port: int, count: int) -> tuple[str, callable]:
+    """A client holding `count` idle connections to `lab` (which must log its
+    handshakes: not quiet), and a function that runs it once and returns its
+    memory once every connection is established and idle."""
+    cmd = [binary, "-q", "connect", "--alpn", "hq-interop", "--repeat", count,
+           "--concurrency", count, "--hold", 30, "--json", "--cacert", ROOTS,
+           "--resolve", f"localhost:{port}:127.0.0.1", f"localhost:{port}"]
+
+    def once() -> dict:
+        before = lab.count(": handshake done")
+        child = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL, cwd=ROOT, preexec_fn=die_with_parent)
+        try:
+            deadline = time.monotonic() + 30
+            while lab.count(": handshake done") - before < count:
+                if child.poll() is not None or time.monotonic() > deadline:
+                    raise Failed(f"only {lab.count(': handshake done') - before}/{count} "
+                                 f"connections established (client exit {child.returncode})")
+                time.sleep(0.1)
+            # All established and idle (the lab's idle timeout is 10 s):
+            # settle, then the highest of a few samples.
+            time.sleep(1.0)
+            samples = []
+            for _ in range(4):
+                samples.append(proc_rss_kib(child.pid))
+                time.sleep(0.25)
+            if child.poll() is not None:
+                raise Failed("the client ended before its RSS was read")
+            return {
+                "vmrss_kib": max(s["VmRSS"] for s in samples),
+                "rss_anon_kib": max(s["RssAnon"] for s in samples),
+                "rss_file_kib": max(s["RssFile"] for s in samples),
+                "open_fds": len(os.listdir(f"/proc/{child.pid}/fd")),
+            }
+        finally:
+            if child.poll() is None:
+                child.terminate()
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+    return cmdline(cmd), once
 
 
 def measure(bench: Bench) -> None:
@@ -16,45 +61,7 @@ def measure(bench: Bench) -> None:
     lab, port = lab_server(bench.logdir, "lab-memory", quiet=False)
     try:
         def held(count: int) -> tuple[str, callable]:
-            cmd = [QUICPROBE, "-q", "connect", "--alpn", "hq-interop", "--repeat", count,
-                   "--concurrency", count, "--hold", 30, "--json", "--cacert", ROOTS,
-                   "--resolve", f"localhost:{port}:127.0.0.1", f"localhost:{port}"]
-
-            def once() -> dict:
-                before = lab.count(": handshake done")
-                child = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.DEVNULL, cwd=ROOT, preexec_fn=die_with_parent)
-                try:
-                    deadline = time.monotonic() + 30
-                    while lab.count(": handshake done") - before < count:
-                        if child.poll() is not None or time.monotonic() > deadline:
-                            raise Failed(f"only {lab.count(': handshake done') - before}/{count} "
-                                         f"connections established (client exit {child.returncode})")
-                        time.sleep(0.1)
-                    # All established and idle (the lab's idle timeout is 10 s):
-                    # settle, then the highest of a few samples.
-                    time.sleep(1.0)
-                    samples = []
-                    for _ in range(4):
-                        samples.append(proc_rss_kib(child.pid))
-                        time.sleep(0.25)
-                    if child.poll() is not None:
-                        raise Failed("the client ended before its RSS was read")
-                    return {
-                        "vmrss_kib": max(s["VmRSS"] for s in samples),
-                        "rss_anon_kib": max(s["RssAnon"] for s in samples),
-                        "rss_file_kib": max(s["RssFile"] for s in samples),
-                        "open_fds": len(os.listdir(f"/proc/{child.pid}/fd")),
-                    }
-                finally:
-                    if child.poll() is None:
-                        child.terminate()
-                    try:
-                        child.wait(10)
-                    except subprocess.TimeoutExpired:
-                        child.kill()
-                        child.wait()
-            return cmdline(cmd), once
+            return holding(QUICPROBE, lab, port, count)
 
         one_cmd, one = held(1)
         many_cmd, many = held(n)
