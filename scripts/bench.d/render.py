@@ -328,8 +328,9 @@ class Doc:
                           "rate ratio where the client's own CPU is what bounds both."]
         soft = self.med(rs, "client_soft_nofile")
         lines += ["", f"Open files: this machine's limits are soft {e['nofile_soft']:,}, hard {e['nofile_hard']:,} "
-                      f"(`ulimit -Sn`, `ulimit -Hn`); quicprobe raises its soft limit toward the hard one only when "
-                      f"the connections in flight plus 64 need more, so during the scan it was "
+                      f"(`ulimit -Sn`, `ulimit -Hn`); the connections share one socket per address family, so "
+                      f"quicprobe needs no more descriptors for more in flight (it raises its soft limit only "
+                      f"for `--qlog-dir`, one file per connection); during the scan the soft limit was "
                       f"{num(soft) if soft else '—'} (/proc/PID/limits)."]
         return "\n".join(lines)
 
