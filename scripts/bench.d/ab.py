@@ -29,21 +29,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cases.bulk import quicprobe_get  # noqa: E402
+from cases.handshakes import quicprobe_handshakes  # noqa: E402
 from cases.memory import holding  # noqa: E402
-from harness import ROOTS, SCENARIO, Failed, Server, free_port, last_json, run  # noqa: E402
+from harness import ROOTS, SCENARIO, Failed, Server, free_port, run  # noqa: E402
 
 
 def handshakes(binary: str, server: Server, port: int, n: int, k: int) -> dict:
     """CPU ms per handshake: the client's and the server's."""
-    cmd = [binary, "-q", "connect", "--alpn", "hq-interop", "--repeat", n, "--concurrency", k, "--json",
-           "--cacert", ROOTS, "--resolve", f"localhost:{port}:127.0.0.1", f"localhost:{port}"]
-    cpu0 = server.cpu_s()
-    r = run(cmd, timeout=120)
-    server_cpu = server.cpu_s() - cpu0
-    d = last_json(r["stdout"])
-    if d.get("successes") != n:
-        raise Failed(f"{binary}: {d.get('successes')}/{n} handshakes: {r['stderr'][-300:]}")
-    return {"client": r["cpu_s"] / n * 1000, "lab": server_cpu / n * 1000}
+    d = quicprobe_handshakes(server, port, n, k, binary=binary)[1]()
+    return {"client": d["client_cpu_ms_per_handshake"], "lab": d["server_cpu_ms_per_handshake"]}
 
 
 def download(binary: str, server: Server, port: int, size: int) -> dict:

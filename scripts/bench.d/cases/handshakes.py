@@ -25,8 +25,9 @@ def concurrent(bench: Bench, servers: dict) -> None:
                    cfg["aioquic_concurrent_handshakes"], variants=False)
 
 
-def quicprobe_handshakes(server: Server, port: int, n: int, k: int, extra: list | None = None):
-    cmd = [QUICPROBE, "-q", "connect", "--alpn", "hq-interop", *(extra or []),
+def quicprobe_handshakes(server: Server, port: int, n: int, k: int, extra: list | None = None,
+                         binary=QUICPROBE):
+    cmd = [binary, "-q", "connect", "--alpn", "hq-interop", *(extra or []),
            "--repeat", n, "--concurrency", k, "--json",
            "--cacert", ROOTS, "--resolve", f"localhost:{port}:127.0.0.1", f"localhost:{port}"]
 
