@@ -183,7 +183,35 @@ fn certificate_body(ders: &[Vec<u8>]) -> Vec<u8> {
 /// CompressedCertificate (RFC 8879 §4): header (4), algorithm (2),
 /// uncompressed length (3), compressed length (3) and the body zlib-deflated
 /// at flate2's default level, as quicprobe's lab compressor does.
+///
+/// Remembered by the body's digest: deflating a chain costs a scan about as
+/// much as the rest of a target's report, and a scan meets the same chain
+/// target after target.
 fn compressed_certificate_message_len(body: &[u8]) -> Option<usize> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    /// A bound, not a policy: a scan of one site's hosts needs a handful.
+    const BODIES_KEPT: usize = 256;
+    static LENGTHS: OnceLock<Mutex<HashMap<[u8; 32], Option<usize>>>> = OnceLock::new();
+    let lengths = LENGTHS.get_or_init(|| Mutex::new(HashMap::new()));
+    let key: [u8; 32] = ring::digest::digest(&ring::digest::SHA256, body)
+        .as_ref()
+        .try_into()
+        .ok()?;
+    if let Some(known) = lengths.lock().ok().and_then(|map| map.get(&key).copied()) {
+        return known;
+    }
+    let length = deflated_message_len(body);
+    if let Ok(mut map) = lengths.lock() {
+        if map.len() >= BODIES_KEPT {
+            map.clear();
+        }
+        map.insert(key, length);
+    }
+    length
+}
+
+fn deflated_message_len(body: &[u8]) -> Option<usize> {
     if body.len() > MAX_U24 {
         return None;
     }
@@ -227,4 +255,26 @@ fn grouped(n: usize) -> String {
         out.push(digit);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_remembered_compressed_length_is_the_deflated_one() {
+        let bodies = [vec![0u8; 3000], (0..=255u8).cycle().take(5000).collect()];
+        for body in &bodies {
+            for _ in 0..2 {
+                assert_eq!(
+                    compressed_certificate_message_len(body),
+                    deflated_message_len(body)
+                );
+            }
+        }
+        assert_ne!(
+            compressed_certificate_message_len(&bodies[0]),
+            compressed_certificate_message_len(&bodies[1])
+        );
+    }
 }
