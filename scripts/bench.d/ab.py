@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cases.bulk import quicprobe_get  # noqa: E402
 from cases.handshakes import quicprobe_handshakes  # noqa: E402
 from cases.memory import holding  # noqa: E402
-from harness import ROOTS, SCENARIO, Failed, Server, free_port, run  # noqa: E402
+from harness import ROOTS, Failed, Server, lab_server, run  # noqa: E402
 
 
 def handshakes(binary: str, server: Server, port: int, n: int, k: int) -> dict:
@@ -95,18 +95,12 @@ def main() -> None:
 def start_labs(args, binaries: dict, logs: Path) -> dict:
     """The lab each side runs against: one for both (BEFORE's) when the
     clients vary, each binary's own when the labs do."""
-    def lab(binary: str, name: str) -> tuple[Server, int]:
-        port = free_port()
-        cmd = [binary, "-q", "serve", "--scenario", SCENARIO, "--listen", f"127.0.0.1:{port}"]
-        return Server(name, cmd, logs), port
     if args.vary == "client":
-        shared = lab(args.before, "lab")
-        port = free_port()
+        shared = lab_server(logs, "lab", binary=args.before)
         # Not quiet: the memory measure waits for its handshake lines.
-        logging_lab = Server("lab-memory", [args.before, "serve", "--scenario", SCENARIO,
-                                            "--listen", f"127.0.0.1:{port}"], logs)
-        return {"before": shared, "after": shared, "memory": (logging_lab, port)}
-    return {which: lab(binary, f"lab-{which}") for which, binary in binaries.items()}
+        logging_lab = lab_server(logs, "lab-memory", quiet=False, binary=args.before)
+        return {"before": shared, "after": shared, "memory": logging_lab}
+    return {which: lab_server(logs, f"lab-{which}", binary=binary) for which, binary in binaries.items()}
 
 
 def rounds(args, binaries: dict, labs: dict, logs: Path) -> dict:

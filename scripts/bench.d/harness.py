@@ -201,9 +201,9 @@ class Server:
 
 
 def lab_server(logdir: Path, name: str = "lab", quiet: bool = True,
-               address: str = "127.0.0.1") -> tuple[Server, int]:
+               address: str = "127.0.0.1", binary=QUICPROBE) -> tuple[Server, int]:
     port = free_port(address)
-    cmd = [QUICPROBE] + (["-q"] if quiet else []) + [
+    cmd = [binary] + (["-q"] if quiet else []) + [
         "serve", "--scenario", SCENARIO, "--listen", f"{address}:{port}"]
     return Server(name, cmd, logdir), port
 

@@ -188,27 +188,12 @@ fn certificate_body(ders: &[Vec<u8>]) -> Vec<u8> {
 /// much as the rest of a target's report, and a scan meets the same chain
 /// target after target.
 fn compressed_certificate_message_len(body: &[u8]) -> Option<usize> {
-    use std::collections::HashMap;
-    use std::sync::{Mutex, OnceLock};
-    /// A bound, not a policy: a scan of one site's hosts needs a handful.
-    const BODIES_KEPT: usize = 256;
-    static LENGTHS: OnceLock<Mutex<HashMap<[u8; 32], Option<usize>>>> = OnceLock::new();
-    let lengths = LENGTHS.get_or_init(|| Mutex::new(HashMap::new()));
+    static LENGTHS: crate::memo::Memo<[u8; 32], Option<usize>> = crate::memo::Memo::new(256);
     let key: [u8; 32] = ring::digest::digest(&ring::digest::SHA256, body)
         .as_ref()
         .try_into()
         .ok()?;
-    if let Some(known) = lengths.lock().ok().and_then(|map| map.get(&key).copied()) {
-        return known;
-    }
-    let length = deflated_message_len(body);
-    if let Ok(mut map) = lengths.lock() {
-        if map.len() >= BODIES_KEPT {
-            map.clear();
-        }
-        map.insert(key, length);
-    }
-    length
+    LENGTHS.get_or_compute(key, || deflated_message_len(body))
 }
 
 fn deflated_message_len(body: &[u8]) -> Option<usize> {

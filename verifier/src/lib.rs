@@ -18,6 +18,7 @@ pub mod flight;
 pub mod fuzzing;
 mod hook;
 mod input;
+mod memo;
 mod names;
 mod report;
 mod signatures;

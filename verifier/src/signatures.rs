@@ -6,44 +6,22 @@
 //! intermediate. The handshake's own verification never comes here: it is
 //! BoringSSL's, done in full for every connection.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
-
 use boring::hash::MessageDigest;
 use boring::x509::X509Ref;
 
-/// How many pairs are remembered; past it the memory starts again (a
-/// bound, not a policy: a scan of one CA's hosts needs a handful).
-const PAIRS_KEPT: usize = 4096;
+use crate::memo::Memo;
 
 /// A pair: the SHA-256 of the subject's DER, then of the issuer's.
 type PairKey = [u8; 64];
 
-fn remembered() -> &'static Mutex<HashMap<PairKey, bool>> {
-    static PAIRS: OnceLock<Mutex<HashMap<PairKey, bool>>> = OnceLock::new();
-    PAIRS.get_or_init(|| Mutex::new(HashMap::new()))
-}
+static PAIRS: Memo<PairKey, bool> = Memo::new(4096);
 
 /// Whether `issuer`'s public key verifies `subject`'s signature.
 pub fn signed_by(subject: &X509Ref, issuer: &X509Ref) -> bool {
-    let Some(key) = pair_key(subject, issuer) else {
-        return verify(subject, issuer);
-    };
-    if let Some(known) = remembered()
-        .lock()
-        .ok()
-        .and_then(|pairs| pairs.get(&key).copied())
-    {
-        return known;
+    match pair_key(subject, issuer) {
+        Some(key) => PAIRS.get_or_compute(key, || verify(subject, issuer)),
+        None => verify(subject, issuer),
     }
-    let signed = verify(subject, issuer);
-    if let Ok(mut pairs) = remembered().lock() {
-        if pairs.len() >= PAIRS_KEPT {
-            pairs.clear();
-        }
-        pairs.insert(key, signed);
-    }
-    signed
 }
 
 fn verify(subject: &X509Ref, issuer: &X509Ref) -> bool {

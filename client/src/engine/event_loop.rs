@@ -354,15 +354,16 @@ impl Run {
 
     /// Reads what each readable socket holds, and the refusals queued on it.
     fn recv_ready(&mut self, slot: &VerdictSlot) {
-        let ready: Vec<(Arc<Datapath>, bool)> = self
-            .events
-            .iter()
-            .filter_map(|event| {
-                let socket = self.endpoint.socket_of(event.token())?;
-                Some((socket, event.is_error()))
-            })
-            .collect();
-        for (socket, has_errors) in ready {
+        // At most the two sockets, and no allocation on each wake-up.
+        let mut ready: [Option<(Arc<Datapath>, bool)>; 2] = [None, None];
+        let sockets = self.events.iter().filter_map(|event| {
+            let socket = self.endpoint.socket_of(event.token())?;
+            Some((socket, event.is_error()))
+        });
+        for (entry, socket) in ready.iter_mut().zip(sockets) {
+            *entry = Some(socket);
+        }
+        for (socket, has_errors) in ready.into_iter().flatten() {
             self.receive_all(&socket, slot);
             if has_errors {
                 self.take_refusals(&socket);
